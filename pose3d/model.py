@@ -1,0 +1,209 @@
+"""PoseMamba: a bidirectional global-local spatio-temporal state space model that lifts 2D
+keypoint sequences to 3D (Huang et al., arXiv 2408.03540), written from the paper's
+description (see docs/model.md).
+
+Input (B, T, 17, 2): normalised 2D keypoints (``pose3d.codec``), Human3.6M-17 order.
+Output (B, T, 17, 3): root-relative 3D in the same normalised units (x, y along the image,
+z depth), which the codec turns into metres.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .scan import BACKENDS, selective_scan
+from .skeleton import LOCAL_SCAN_ORDER, NUM_JOINTS
+
+NUM_DIRECTIONS = 4  # global+local frame-major, joint-major, and both reversed
+
+
+@dataclass(frozen=True)
+class PoseMambaConfig:
+    dim: int = 64
+    depth: int = 10            # pairs of (spatial, temporal) blocks
+    max_frames: int = 243      # longest clip; the temporal position embedding has this many rows
+    num_joints: int = NUM_JOINTS
+    d_state: int = 16
+    ssm_ratio: float = 2.0     # d_inner = ssm_ratio * dim
+    mlp_ratio: float = 2.0
+    drop_path: float = 0.2     # rises linearly from 0 over the block pairs
+    local_scan: bool = True    # add u[..., LOCAL_SCAN_ORDER, :] to the frame-major scans
+
+    @property
+    def d_inner(self) -> int:
+        return int(self.ssm_ratio * self.dim)
+
+
+# Published configurations: S 1,470,211, B 4,742,659, L 9,450,499 trainable parameters.
+PRESETS: dict[str, PoseMambaConfig] = {
+    "S": PoseMambaConfig(dim=64, depth=10),
+    "B": PoseMambaConfig(dim=128, depth=10),
+    "L": PoseMambaConfig(dim=128, depth=20),
+}
+
+
+def build_model(preset: str = "S", **overrides) -> "PoseMamba":
+    """A PoseMamba network for ``preset`` ('S', 'B' or 'L'); keyword overrides change any field
+    of :class:`PoseMambaConfig`, and ``scan_backend`` picks the selective scan backend."""
+    if preset.upper() not in PRESETS:
+        raise ValueError(f"unknown PoseMamba preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    scan_backend = overrides.pop("scan_backend", "auto")
+    config = PoseMambaConfig(**{**asdict(PRESETS[preset.upper()]), **overrides})
+    return PoseMamba(config, scan_backend=scan_backend)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drops the whole residual branch per sample while training."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
+
+
+class SpatioTemporalSSM(nn.Module):
+    """The bidirectional global-local spatio-temporal selective state space layer.
+
+    On x (B, T, J, dim): in_proj -> (u, z); u -> depthwise 3x3 conv over (T, J) -> SiLU;
+    four scans over the L = T * J tokens, each with its own S6 parameters:
+    0 frame-major over u + u[local order], 1 joint-major over u, 2 and 3 the same reversed;
+    the four outputs, back in grid order, are summed, normalised, gated by SiLU(z), projected.
+    """
+
+    def __init__(self, config: PoseMambaConfig):
+        super().__init__()
+        dim, d_inner, d_state = config.dim, config.d_inner, config.d_state
+        self.d_state = d_state
+        self.dt_rank = math.ceil(dim / 16)
+        self.local_scan = config.local_scan
+        self.scan_backend = "auto"
+        K = NUM_DIRECTIONS
+
+        self.in_proj = nn.Linear(dim, 2 * d_inner, bias=False)
+        self.conv = nn.Conv2d(d_inner, d_inner, kernel_size=3, padding=1, groups=d_inner)
+        bound = d_inner ** -0.5  # nn.Linear's default initialisation, per direction
+        self.x_proj_weight = nn.Parameter(torch.empty(K, self.dt_rank + 2 * d_state, d_inner).uniform_(-bound, bound))
+        self.dt_proj_weight = nn.Parameter(torch.empty(K, d_inner, self.dt_rank).uniform_(-self.dt_rank ** -0.5, self.dt_rank ** -0.5))
+        # dt starts log-uniform in [0.001, 0.1]; the bias holds softplus^-1 of it
+        dt = torch.exp(torch.empty(K, d_inner).uniform_(math.log(1e-3), math.log(1e-1))).clamp(min=1e-4)
+        self.dt_proj_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        # S4D-real initialisation: A = -(1, 2, ..., d_state) for every channel
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(K, d_inner, 1))
+        self.D = nn.Parameter(torch.ones(K, d_inner))
+        self.out_norm = nn.LayerNorm(d_inner)
+        self.out_proj = nn.Linear(d_inner, dim, bias=False)
+        self.register_buffer("local_order", torch.tensor(LOCAL_SCAN_ORDER), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, J, _ = x.shape
+        u, z = self.in_proj(x).chunk(2, dim=-1)
+        u = F.silu(self.conv(u.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)  # (B, T, J, d_inner)
+        u_global_local = u + u[:, :, self.local_order] if self.local_scan else u
+        xs = torch.stack([u_global_local, u, u_global_local, u], dim=2)  # (B, T, K, J, d)
+        xs = xs.transpose(2, 3).reshape(B, T * J, NUM_DIRECTIONS, -1)  # grid (frame-major) order
+        x_dbl = torch.einsum("bnkd,kcd->bnkc", xs, self.x_proj_weight)
+        dt_low, Bs, Cs = x_dbl.split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = torch.einsum("bnkr,kdr->bnkd", dt_low, self.dt_proj_weight)
+        y = selective_scan(xs, delta, -torch.exp(self.A_log.float()), Bs, Cs, self.D.float(),
+                           self.dt_proj_bias.float(), scan_orders(T, J, x.device),
+                           backend=self.scan_backend)
+        y = self.out_norm(y.sum(dim=2).to(x.dtype)).reshape(B, T, J, -1) * F.silu(z)
+        return self.out_proj(y)
+
+
+@functools.lru_cache(maxsize=64)
+def scan_orders(T: int, J: int, device: torch.device) -> torch.Tensor:
+    """(4, T * J) grid positions visited by the four scan directions, grid = frame-major."""
+    frame_major = torch.arange(T * J, device=device)
+    joint_major = frame_major.reshape(T, J).t().reshape(-1)
+    return torch.stack([frame_major, joint_major, frame_major.flip(0), joint_major.flip(0)])
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, config: PoseMambaConfig, drop_path: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.dim)
+        self.mixer = SpatioTemporalSSM(config)
+        self.norm2 = nn.LayerNorm(config.dim)
+        self.mlp = Mlp(config.dim, int(config.dim * config.mlp_ratio))
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.mixer(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class PoseMamba(nn.Module):
+    def __init__(self, config: PoseMambaConfig, scan_backend: str = "auto"):
+        super().__init__()
+        self.config = config
+        dim = config.dim
+        self.joint_embed = nn.Linear(2, dim)
+        self.spatial_pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, config.num_joints, dim), std=0.02))
+        self.temporal_pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, config.max_frames, dim), std=0.02))
+        rates = torch.linspace(0, config.drop_path, config.depth).tolist()
+        self.spatial_blocks = nn.ModuleList(Block(config, p) for p in rates)
+        self.temporal_blocks = nn.ModuleList(Block(config, p) for p in rates)
+        self.spatial_norm = nn.LayerNorm(dim)
+        self.temporal_norm = nn.LayerNorm(dim)
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 3))
+        self.apply(_init_linear)
+        self.set_scan_backend(scan_backend)
+
+    def set_scan_backend(self, backend: str) -> None:
+        """'auto', 'torch', 'fused' or 'mamba-ssm' for every SSM layer (see pose3d.scan)."""
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        for module in self.modules():
+            if isinstance(module, SpatioTemporalSSM):
+                module.scan_backend = backend
+
+    def forward(self, keypoints_2d: torch.Tensor) -> torch.Tensor:
+        B, T, J, C = keypoints_2d.shape
+        if T > self.config.max_frames or J != self.config.num_joints or C != 2:
+            raise ValueError(f"PoseMamba expects (B, T<={self.config.max_frames}, {self.config.num_joints}, 2), "
+                             f"got {tuple(keypoints_2d.shape)}")
+        x = self.joint_embed(keypoints_2d) + self.spatial_pos
+        for i, (spatial, temporal) in enumerate(zip(self.spatial_blocks, self.temporal_blocks)):
+            x = self.spatial_norm(spatial(x))
+            if i == 0:
+                x = x + self.temporal_pos[:, :T, None, :]
+            x = self.temporal_norm(temporal(x))
+        return self.head(x)
+
+
+def _init_linear(module: nn.Module) -> None:
+    """Truncated-normal Linear weights and zero biases, as in MotionBERT-style models; the SSM's
+    own projections keep the Mamba initialisation set in SpatioTemporalSSM."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
