@@ -1,0 +1,85 @@
+"""Normalisation between the world (pixels, metres) and the network's units, in one place.
+
+2D input (MotionBERT's convention): both axes are divided by the image width, so the image
+centre maps near 0 and the aspect ratio is kept::
+
+    x' = x / w * 2 - 1            y' = y / w * 2 - h / w
+
+3D output: root-relative joints in metres, camera axes (x right, y down, z away from the
+camera), multiplied by ``scale``, the number of normalised image units per metre at the
+person's root (weak perspective)::
+
+    scale = 2 * f / (w * Z_root)      model = metres * scale      metres = model / scale
+
+so the x, y of a 3D output line up with the 2D input and z is depth in the same units.
+On Human3.6M ``scale`` comes from the camera (as MotionBERT's ``2.5d_factor`` does); in the
+wild it is estimated from bone lengths (:func:`scale_from_bone_lengths`).
+
+Works on numpy arrays and torch tensors alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .skeleton import BONES, ROOT
+
+
+def normalize_2d(keypoints_px, width: float, height: float):
+    """(..., 2) pixels -> normalised units."""
+    out = keypoints_px * (2.0 / width)
+    out[..., 0] -= 1.0
+    out[..., 1] -= height / width
+    return out
+
+
+def denormalize_2d(keypoints_norm, width: float, height: float):
+    """(..., 2) normalised units -> pixels (inverse of :func:`normalize_2d`)."""
+    out = keypoints_norm.clone() if hasattr(keypoints_norm, "clone") else keypoints_norm.copy()
+    out[..., 0] += 1.0
+    out[..., 1] += height / width
+    return out * (width / 2.0)
+
+
+def root_relative(joints):
+    """(..., 17, C) -> the same with the root joint at the origin."""
+    return joints - joints[..., ROOT : ROOT + 1, :]
+
+
+def camera_scale(focal_px: float, width: float, root_depth_m):
+    """Normalised units per metre at depth ``root_depth_m`` (array of per-frame depths)."""
+    return 2.0 * focal_px / (width * root_depth_m)
+
+
+def metres_to_model(joints_m, scale):
+    """(..., T, 17, 3) camera-frame metres and (..., T) scale -> root-relative model units."""
+    return root_relative(joints_m) * scale[..., None, None]
+
+
+def model_to_metres(joints_model, scale):
+    """Inverse of :func:`metres_to_model` (root-relative metres)."""
+    return root_relative(joints_model) / scale[..., None, None]
+
+
+def scale_from_bone_lengths(joints_model: np.ndarray, reference_bones_m: np.ndarray) -> float:
+    """Estimate ``scale`` for a track from its predicted bone lengths.
+
+    joints_model: (T, 17, 3) network output; reference_bones_m: (16,) bone lengths in metres
+    of the body to match (the training set's mean, or one rescaled to a given height).
+    The median over frames of the summed bone lengths keeps one bad frame from moving it.
+    """
+    parents = [p for p, _ in BONES]
+    children = [c for _, c in BONES]
+    lengths = np.linalg.norm(joints_model[:, children] - joints_model[:, parents], axis=-1)
+    return float(np.median(lengths.sum(axis=1)) / reference_bones_m.sum())
+
+
+def fit_weak_perspective_scale(keypoints_norm, joints_m):
+    """Per-frame least-squares scale s minimising |root-relative 2D - s * root-relative 3D xy|.
+
+    For training data that has 2D and camera-frame 3D but no intrinsics.
+    keypoints_norm: (T, 17, 2); joints_m: (T, 17, 3) -> (T,)
+    """
+    xy = root_relative(joints_m)[..., :2]
+    uv = root_relative(keypoints_norm)
+    return (uv * xy).sum(axis=(-1, -2)) / np.maximum((xy * xy).sum(axis=(-1, -2)), 1e-12)

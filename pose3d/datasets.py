@@ -1,0 +1,271 @@
+"""Training and evaluation data: Human3.6M as packed in ``data/h36m`` and the user's own
+data, turned into :class:`Sequence` objects the trainer and evaluator share.
+
+Human3.6M layout (see docs/training.md): ``poses_3d.npz`` ("S9/Walking 1" -> (T, 17, 3)
+world metres), ``sh_2d.npz`` ("S9/Walking 1/54138969" -> (T, 16, 2) Stacked-Hourglass pixels,
+MPII order), ``cameras.json``.
+
+User data (``.npz``, documented in docs/training.md): ``keypoints_2d`` (N, T, 17, 2|3)
+pixels, ``image_size`` (2,) or (N, 2) as (width, height), and optionally ``joints_3d``
+(N, T, 17, 3) camera-frame metres. Sequences without 3D train the x, y of the output only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import codec
+from .errors import InputError
+from .skeleton import FLIP_PERMUTATION, NUM_JOINTS
+
+log = logging.getLogger(__name__)
+
+TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
+TEST_SUBJECTS = ("S9", "S11")
+CAMERAS = ("54138969", "55011271", "58860488", "60457274")
+# Stacked-Hourglass / MPII-16 -> Human3.6M-17 for the joints both skeletons have.
+SH_DIRECT = {0: 6, 1: 2, 2: 1, 3: 0, 4: 3, 5: 4, 6: 5, 11: 13, 12: 14, 13: 15, 14: 12, 15: 11, 16: 10}
+SH_HIP = 6
+
+
+@dataclass
+class Sequence:
+    """One view of one recording, in model units (see pose3d.codec).
+
+    keypoints_2d: (T, 17, 2) normalised 2D input
+    joints_3d:    (T, 17, 3) root-relative target in model units, or None (2D-only data)
+    scale:        (T,) model units per metre (joints_3d / scale = metres)
+    """
+
+    name: str          # "S9/Walking 1/54138969"
+    action: str        # "Walking"
+    keypoints_2d: np.ndarray
+    joints_3d: np.ndarray | None
+    scale: np.ndarray
+    width: int
+    height: int
+
+    def __len__(self) -> int:
+        return len(self.keypoints_2d)
+
+
+# --------------------------------------------------------------------------- Human3.6M
+def action_of(recording: str) -> str:
+    """'Walking 1' -> 'Walking' (the 15 protocol actions)."""
+    return recording.split(" ")[0]
+
+
+def world_to_camera(joints_world: np.ndarray, camera: dict) -> np.ndarray:
+    """X_cam = R_w2c (X_world - centre), metres."""
+    R = np.asarray(camera["R_w2c"], dtype=np.float64)
+    return (joints_world - np.asarray(camera["centre_m"])) @ R.T
+
+
+def project(joints_cam: np.ndarray, camera: dict) -> np.ndarray:
+    """Camera-frame metres -> pixels with Human3.6M's radial and tangential distortion."""
+    x = joints_cam[..., :2] / joints_cam[..., 2:3]
+    r2 = (x ** 2).sum(-1, keepdims=True)
+    k, p = np.asarray(camera["k"]), np.asarray(camera["p"])
+    radial = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3
+    tangential = p[0] * x[..., 1:2] + p[1] * x[..., 0:1]
+    x_d = x * (radial + tangential) + np.asarray([p[1], p[0]]) * r2
+    return x_d * np.asarray(camera["f"]) + np.asarray(camera["c"])
+
+
+def fit_sh_mapping(sh_px: np.ndarray, gt_px: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """(17, 16) weights mapping Stacked-Hourglass joints to H36M-17 joints, rows summing to 1
+    (so the map commutes with translation), by least squares on paired frames.
+
+    sh_px: (N, 16, 2); gt_px: (N, 17, 2). Fitted relative to the SH hip joint.
+    """
+    others = [i for i in range(16) if i != SH_HIP]
+    rel_sh = (sh_px[:, others] - sh_px[:, SH_HIP : SH_HIP + 1]).transpose(0, 2, 1).reshape(-1, 15)
+    weights = np.zeros((NUM_JOINTS, 16))
+    gram = rel_sh.T @ rel_sh + ridge * len(rel_sh) * np.eye(15)
+    for j in range(NUM_JOINTS):
+        rel_gt = (gt_px[:, j] - sh_px[:, SH_HIP]).reshape(-1)
+        w = np.linalg.solve(gram, rel_sh.T @ rel_gt)
+        weights[j, others] = w
+        weights[j, SH_HIP] = 1.0 - w.sum()
+    return weights
+
+
+def direct_sh_mapping() -> np.ndarray:
+    """The hand-made alternative: shared joints copied, spine = mid(hip, thorax),
+    thorax = SH thorax, neck/nose = SH upper neck, head = SH head top."""
+    weights = np.zeros((NUM_JOINTS, 16))
+    for h36m, sh in SH_DIRECT.items():
+        weights[h36m, sh] = 1.0
+    weights[7, [6, 7]] = 0.5
+    weights[8, 7] = weights[9, 8] = weights[10, 9] = 1.0
+    return weights
+
+
+class Human36M:
+    """The packed Human3.6M data; every array is read lazily from the npz files."""
+
+    def __init__(self, data_dir: str | Path):
+        self.dir = Path(data_dir)
+        for name in ("poses_3d.npz", "sh_2d.npz", "cameras.json"):
+            if not (self.dir / name).is_file():
+                raise InputError(f"{self.dir} is not a Human3.6M data folder: {name} is missing")
+        self.poses = np.load(self.dir / "poses_3d.npz")
+        self.sh = np.load(self.dir / "sh_2d.npz")
+        self.cameras = json.loads((self.dir / "cameras.json").read_text())
+        self._sh_mapping: np.ndarray | None = None
+
+    def recordings(self, subject: str) -> list[str]:
+        return sorted(k.split("/", 1)[1] for k in self.poses.files if k.split("/")[0] == subject)
+
+    def _views(self, subject: str, recording: str, cameras=CAMERAS):
+        """(camera id, camera-frame 3D, projected GT 2D, SH 2D or None) per camera, aligned."""
+        world = self.poses[f"{subject}/{recording}"].astype(np.float64)
+        for cam_id in cameras:
+            camera = self.cameras[subject][cam_id]
+            key = f"{subject}/{recording}/{cam_id}"
+            sh = self.sh[key].astype(np.float64) if key in self.sh.files else None
+            n = len(world) if sh is None else min(len(world), len(sh))  # lengths can differ by a few
+            cam3d = world_to_camera(world[:n], camera)
+            yield cam_id, camera, cam3d, project(cam3d, camera), None if sh is None else sh[:n]
+
+    @property
+    def sh_mapping(self) -> np.ndarray:
+        """SH-16 -> H36M-17 weights fitted on the training subjects (every 10th frame)."""
+        if self._sh_mapping is None:
+            sh_all, gt_all = [], []
+            for subject in TRAIN_SUBJECTS:
+                for recording in self.recordings(subject):
+                    for _, _, _, gt2d, sh in self._views(subject, recording):
+                        if sh is not None:
+                            sh_all.append(sh[::10])
+                            gt_all.append(gt2d[::10])
+            if not sh_all:
+                raise InputError(f"no Stacked-Hourglass detections for the training subjects in {self.dir}")
+            self._sh_mapping = fit_sh_mapping(np.concatenate(sh_all), np.concatenate(gt_all))
+        return self._sh_mapping
+
+    def sequences(self, subjects, input_2d: str = "sh", cameras=CAMERAS,
+                  max_frames: int | None = None) -> list[Sequence]:
+        """One Sequence per (subject, recording, camera); views without the requested 2D
+        (S11 Directions, camera 54138969, has no SH detections) are left out."""
+        if input_2d not in ("sh", "gt"):
+            raise InputError(f"--input-2d must be 'sh' or 'gt', not {input_2d!r}")
+        out = []
+        for subject in subjects:
+            if subject not in self.cameras:
+                raise InputError(f"subject {subject} is not in {self.dir / 'cameras.json'}")
+            for recording in self.recordings(subject):
+                for cam_id, camera, cam3d, gt2d, sh in self._views(subject, recording, cameras):
+                    if input_2d == "sh" and sh is None:
+                        continue
+                    n = len(cam3d) if max_frames is None else min(len(cam3d), max_frames)
+                    kp = (gt2d if input_2d == "gt" else np.einsum("js,tsc->tjc", self.sh_mapping, sh))[:n]
+                    w, h = camera["width"], camera["height"]
+                    scale = codec.camera_scale(float(np.mean(camera["f"])), w, cam3d[:n, 0, 2])
+                    out.append(Sequence(
+                        name=f"{subject}/{recording}/{cam_id}", action=action_of(recording),
+                        keypoints_2d=codec.normalize_2d(kp, w, h).astype(np.float32),
+                        joints_3d=codec.metres_to_model(cam3d[:n], scale).astype(np.float32),
+                        scale=scale.astype(np.float32), width=w, height=h))
+        if not out:
+            raise InputError(f"no sequences for subjects {', '.join(subjects)} with {input_2d} 2D in {self.dir}")
+        return out
+
+
+# --------------------------------------------------------------------------- user data
+def load_user_sequences(path: str | Path) -> list[Sequence]:
+    """Sequences from the documented ``.npz`` format (see the module docstring)."""
+    path = Path(path)
+    try:
+        data = np.load(path)
+        kp = np.asarray(data["keypoints_2d"], dtype=np.float64)
+        size = np.asarray(data["image_size"], dtype=np.float64)
+        joints = np.asarray(data["joints_3d"], dtype=np.float64) if "joints_3d" in data.files else None
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: not a pose3d training file ({exc})") from None
+    if kp.ndim != 4 or kp.shape[2] != NUM_JOINTS or kp.shape[3] not in (2, 3):
+        raise InputError(f"{path}: keypoints_2d must be (N, T, 17, 2 or 3), got {kp.shape}")
+    if joints is not None and joints.shape != kp.shape[:3] + (3,):
+        raise InputError(f"{path}: joints_3d must be {kp.shape[:3] + (3,)}, got {joints.shape}")
+    size = np.broadcast_to(size.reshape(-1, 2), (len(kp), 2))
+    if not (np.isfinite(kp).all() and (joints is None or np.isfinite(joints).all()) and (size > 0).all()):
+        raise InputError(f"{path}: keypoints, joints and image sizes must be finite and positive sizes")
+    out = []
+    for i in range(len(kp)):
+        w, h = (int(v) for v in size[i])
+        kp_norm = codec.normalize_2d(kp[i, ..., :2], w, h)
+        if joints is None:
+            scale = np.ones(len(kp_norm))
+            target = None
+        else:
+            scale = codec.fit_weak_perspective_scale(kp_norm, joints[i])
+            target = codec.metres_to_model(joints[i], scale).astype(np.float32)
+        out.append(Sequence(name=f"{path.stem}/{i}", action="user", keypoints_2d=kp_norm.astype(np.float32),
+                            joints_3d=target, scale=scale.astype(np.float32), width=w, height=h))
+    return out
+
+
+# --------------------------------------------------------------------------- clips
+def flip_clip(keypoints_2d: np.ndarray, joints_3d: np.ndarray | None):
+    """Mirror a clip left-right in model units: x -> -x and left/right joints swapped."""
+    perm = list(FLIP_PERMUTATION)
+    kp = keypoints_2d[..., perm, :] * np.array([-1, 1], dtype=keypoints_2d.dtype)
+    if joints_3d is None:
+        return kp, None
+    return kp, joints_3d[..., perm, :] * np.array([-1, 1, 1], dtype=joints_3d.dtype)
+
+
+class ClipSampler:
+    """Random training clips of ``clip_frames`` frames taken every ``frame_step`` frames
+    (1 = the data's rate, 2 = half of it), starts ``stride`` frames apart, shuffled each
+    epoch with a random offset; flipped with probability ``flip_prob``.
+
+    Yields (keypoints_2d (B, T, 17, 2), joints_3d (B, T, 17, 3), has_3d (B,)) float32 arrays;
+    clips of 2D-only sequences carry zeros in joints_3d and has_3d = 0.
+    """
+
+    def __init__(self, sequences: list[Sequence], clip_frames: int, stride: int,
+                 frame_steps=(1,), flip_prob: float = 0.5):
+        self.sequences = [s for s in sequences if len(s) >= clip_frames]
+        skipped = len(sequences) - len(self.sequences)
+        if skipped:
+            log.warning("%d sequences shorter than %d frames are not used for training", skipped, clip_frames)
+        if not self.sequences:
+            raise InputError(f"no training sequence has {clip_frames} frames or more")
+        self.clip_frames, self.stride = clip_frames, stride
+        self.frame_steps, self.flip_prob = tuple(frame_steps), flip_prob
+
+    def clips(self, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+        """(sequence index, first frame, frame step) of one epoch, shuffled."""
+        out = []
+        for i, seq in enumerate(self.sequences):
+            step = int(rng.choice(self.frame_steps))
+            span = (self.clip_frames - 1) * step + 1
+            if span > len(seq):
+                step, span = 1, self.clip_frames
+            last = len(seq) - span
+            offset = int(rng.integers(0, min(self.stride, last + 1)))
+            out.extend((i, start, step) for start in range(offset, last + 1, self.stride))
+        order = rng.permutation(len(out))
+        return [out[j] for j in order]
+
+    def batches(self, rng: np.random.Generator, batch_size: int, clips=None):
+        clips = self.clips(rng) if clips is None else clips
+        for b in range(0, len(clips) - batch_size + 1, batch_size):  # full batches only
+            kp, j3, has = [], [], []
+            for i, start, step in clips[b : b + batch_size]:
+                seq = self.sequences[i]
+                frames = slice(start, start + (self.clip_frames - 1) * step + 1, step)
+                x = seq.keypoints_2d[frames]
+                y = seq.joints_3d[frames] if seq.joints_3d is not None else None
+                if rng.random() < self.flip_prob:
+                    x, y = flip_clip(x, y)
+                kp.append(x)
+                j3.append(y if y is not None else np.zeros(x.shape[:-1] + (3,), np.float32))
+                has.append(float(y is not None))
+            yield np.stack(kp), np.stack(j3), np.asarray(has, np.float32)

@@ -1,0 +1,52 @@
+"""Atomic output: every file pose3d writes appears complete or not at all.
+
+Writers produce a temporary file beside the destination (same folder, so the final rename
+is atomic) and rename it into place only when they finished; on any error or Ctrl-C the
+temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import OutputError
+
+
+def check_writable_dir(path: str | Path) -> Path:
+    """The folder that will hold ``path``, created if needed; OutputError when it cannot be."""
+    folder = Path(path).expanduser().resolve().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"output folder {folder} is not writable")
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, suffix: str | None = None):
+    """Yields a temporary path to write; renamed to ``path`` when the block succeeds.
+
+    ``suffix`` keeps the extension writers look at (numpy adds '.npz', imageio picks the
+    format by it)."""
+    path = Path(path)
+    folder = check_writable_dir(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)

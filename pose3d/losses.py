@@ -1,0 +1,67 @@
+"""Training losses (PoseMamba / MotionAGFormer recipe), on (B, T, 17, 3) model-unit poses.
+
+``mask`` (B,) weights each clip (0 for clips without 3D ground truth, whose loss is then
+the 2D consistency term alone; see :func:`projection_2d`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+TEMPORAL_JOINT_WEIGHTS = (1, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1, 1.5, 1.5, 4, 4, 1.5, 4, 4)
+DEFAULT_WEIGHTS = {"mpjpe": 1.0, "n_mpjpe": 0.5, "velocity": 20.0, "temporal": 0.5}
+
+
+def _masked_mean(per_clip: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (per_clip * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def mpjpe(pred, target, mask):
+    return _masked_mean((pred - target).norm(dim=-1).mean(dim=(1, 2)), mask)
+
+
+def n_mpjpe(pred, target, mask):
+    """MPJPE after scaling each predicted clip by its least-squares best scale."""
+    scale = (pred * target).sum(dim=(1, 2, 3), keepdim=True) / (pred * pred).sum(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+    return mpjpe(scale * pred, target, mask)
+
+
+def velocity(pred, target, mask):
+    """Mean distance between predicted and true frame-to-frame displacements."""
+    if pred.shape[1] < 2:
+        return pred.new_zeros(())
+    diff = (pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])
+    return _masked_mean(diff.norm(dim=-1).mean(dim=(1, 2)), mask)
+
+
+def temporal_consistency(pred, mask=None):
+    """Joint-weighted mean squared frame-to-frame motion of the prediction (a smoothness prior;
+    needs no ground truth, so every clip counts)."""
+    if pred.shape[1] < 2:
+        return pred.new_zeros(())
+    w = pred.new_tensor(TEMPORAL_JOINT_WEIGHTS)
+    return ((pred[:, 1:] - pred[:, :-1]).square().sum(dim=-1) * w).mean()
+
+
+def projection_2d(pred, keypoints_2d):
+    """For 2D-only clips: the x, y of a model-unit pose line up with the normalised 2D input
+    (weak perspective), so the root-relative x, y must match the root-relative 2D."""
+    xy = pred[..., :2] - pred[..., :1, :2]
+    uv = keypoints_2d - keypoints_2d[..., :1, :]
+    return (xy - uv).norm(dim=-1).mean(dim=(1, 2))
+
+
+def training_loss(pred, target, keypoints_2d, has_3d, weights=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the terms and the value of each (for logging)."""
+    weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+    terms = {
+        "mpjpe": mpjpe(pred, target, has_3d),
+        "n_mpjpe": n_mpjpe(pred, target, has_3d),
+        "velocity": velocity(pred, target, has_3d),
+        "temporal": temporal_consistency(pred),
+    }
+    total = sum(weights[k] * v for k, v in terms.items())
+    if (has_3d < 1).any():
+        terms["projection_2d"] = _masked_mean(projection_2d(pred, keypoints_2d), 1 - has_3d)
+        total = total + weights.get("projection_2d", 1.0) * terms["projection_2d"]
+    return total, {k: float(v.detach()) for k, v in terms.items()}

@@ -1,0 +1,250 @@
+"""Training and fine-tuning of the PoseMamba lifter (``pose3d train``).
+
+Single process, or several under ``torchrun`` (DistributedDataParallel: gloo on CPU, NCCL on
+CUDA; each rank takes every world_size-th clip of the same shuffled epoch).
+
+The run folder gets ``config.json``, ``metrics.jsonl`` (one line per epoch), ``last.pt``
+(resumable checkpoint, also written every ``checkpoint_minutes``), ``best.pt`` (weights
+with the lowest validation P1) and ``final.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from rich.progress import TextColumn
+
+from . import codec
+from .datasets import TRAIN_SUBJECTS, ClipSampler, Human36M, Sequence, load_user_sequences
+from .devices import choose_device
+from .errors import InputError
+from .evaluate import evaluate_sequences, test_sequences
+from .losses import DEFAULT_WEIGHTS, training_loss
+from .model import PoseMamba, build_model
+from .progress import progress_bar
+from .skeleton import bone_lengths
+from .weights import load_weights, save_weights
+
+log = logging.getLogger(__name__)
+
+H36M_FPS = 50.0
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/train"
+    data: str | None = None            # Human3.6M folder (poses_3d.npz, sh_2d.npz, cameras.json)
+    user_data: str | None = None       # the user's own .npz (see pose3d.datasets)
+    input_2d: str = "sh"               # Human3.6M 2D input: Stacked-Hourglass detections or GT
+    preset: str = "S"
+    model: dict = field(default_factory=dict)  # overrides of PoseMambaConfig fields
+    init_weights: str | None = None    # fine-tune from these weights (e.g. the shipped ones)
+    clip_frames: int = 243
+    stride: int | None = None          # frames between clip starts (default: clip_frames)
+    frame_steps: tuple[int, ...] = (1,)  # 2 = also train at half the data's frame rate
+    data_fps: float = H36M_FPS         # frame rate of the training data
+    epochs: int = 120
+    steps_per_epoch: int | None = None  # cap; None = every clip once per epoch
+    batch_size: int = 4
+    lr: float = 2e-4
+    lr_decay: float = 0.99             # per epoch
+    weight_decay: float = 0.01
+    flip_prob: float = 0.5
+    loss_weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    val: str = "quick"                 # quick | full | none (needs `data`)
+    val_every: int = 1
+    seed: int = 0
+    device: str = "auto"
+    scan: str = "auto"
+    checkpoint_minutes: float = 10.0
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> dict:
+        """Fields from a .json or .toml file (unknown keys are an error)."""
+        path = Path(path)
+        try:
+            if path.suffix == ".toml":
+                import tomllib
+
+                values = tomllib.loads(path.read_text())
+            else:
+                values = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: cannot read training config ({exc})") from None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"{path}: unknown training options {', '.join(unknown)}")
+        return values
+
+
+# --------------------------------------------------------------------------- distributed
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() and
+                                os.environ.get("POSE3D_DDP_BACKEND") != "gloo" else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _device_for(config: TrainConfig, world: int) -> torch.device:
+    device = choose_device(config.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return device
+
+
+# --------------------------------------------------------------------------- data
+def _training_sequences(config: TrainConfig) -> tuple[list[Sequence], list[Sequence] | None, str]:
+    """(training sequences, validation sequences or None, a description of the data)."""
+    train, described = [], []
+    h36m = Human36M(config.data) if config.data else None
+    if h36m is not None:
+        train += h36m.sequences(TRAIN_SUBJECTS, input_2d=config.input_2d)
+        described.append(f"Human3.6M {'+'.join(TRAIN_SUBJECTS)} ({config.input_2d} 2D)")
+    if config.user_data:
+        train += load_user_sequences(config.user_data)
+        described.append(Path(config.user_data).name)
+    if not train:
+        raise InputError("nothing to train on: give --data (Human3.6M folder) and/or --user-data FILE")
+    val = None
+    if h36m is not None and config.val != "none":
+        val = test_sequences(h36m, config.input_2d, quick=config.val == "quick")
+    return train, val, " + ".join(described)
+
+
+def mean_bone_lengths_m(sequences: list[Sequence]) -> list[float]:
+    """Mean of each bone's length in metres over the sequences with 3D (every 10th frame)."""
+    lengths = [bone_lengths(codec.model_to_metres(s.joints_3d[::10], s.scale[::10]))
+               for s in sequences if s.joints_3d is not None]
+    if not lengths:
+        return []
+    return [float(v) for v in np.concatenate(lengths).mean(axis=0)]
+
+
+# --------------------------------------------------------------------------- checkpoints
+def _save_checkpoint(path: Path, model, optimizer, state: dict, meta: dict) -> None:
+    module = getattr(model, "module", model)
+    payload = {"format": "pose3d-checkpoint", "version": 1, "config": asdict(module.config),
+               "state_dict": module.state_dict(), "optimizer": optimizer.state_dict(),
+               "state": state, "meta": meta}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def _build_model(config: TrainConfig) -> PoseMamba:
+    if config.init_weights:
+        model, _ = load_weights(config.init_weights, scan_backend=config.scan)
+        if model.config.max_frames < config.clip_frames:
+            raise InputError(f"{config.init_weights} handles clips up to {model.config.max_frames} frames, "
+                             f"not {config.clip_frames}")
+        return model.train()
+    return build_model(config.preset, max_frames=config.clip_frames, scan_backend=config.scan, **config.model)
+
+
+# --------------------------------------------------------------------------- training
+def train(config: TrainConfig, resume: bool = False) -> Path:
+    """Run training as configured; returns the path of the best (or final) weights."""
+    rank, world = _distributed()
+    device = _device_for(config, world)
+    out = Path(config.out_dir)
+    checkpoint_path = out / "last.pt"
+    if resume and not checkpoint_path.is_file():
+        raise InputError(f"--resume: no checkpoint at {checkpoint_path}")
+    if resume:  # the run's own configuration, with the epoch count the caller gives
+        saved = json.loads((out / "config.json").read_text())
+        config = TrainConfig(**{**saved, "epochs": config.epochs, "device": config.device, "scan": config.scan})
+    torch.manual_seed(config.seed)
+
+    train_seqs, val_seqs, data_desc = _training_sequences(config)
+    sampler = ClipSampler(train_seqs, config.clip_frames, config.stride or config.clip_frames,
+                          config.frame_steps, config.flip_prob)
+    model = _build_model(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    state = {"epoch": 0, "batch": 0, "best_p1": math.inf, "step": 0}
+    if resume:
+        payload = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(payload["state_dict"])
+        optimizer.load_state_dict(payload["optimizer"])
+        state = payload["state"]
+        log.info("resuming %s at epoch %d, batch %d", out, state["epoch"] + 1, state["batch"])
+    elif rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    meta = {"preset": config.preset, "clip_frames": config.clip_frames,
+            "fps": config.data_fps / min(config.frame_steps), "frame_steps": list(config.frame_steps),
+            "train_data": data_desc, "reference_bone_lengths_m": mean_bone_lengths_m(train_seqs)}
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    last_save = time.monotonic()
+    for epoch in range(state["epoch"], config.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * config.lr_decay ** epoch
+        rng = np.random.default_rng([config.seed, epoch])  # identical on every rank
+        clips = sampler.clips(rng)
+        per_rank = len(clips) // (config.batch_size * world)
+        if config.steps_per_epoch:
+            per_rank = min(per_rank, config.steps_per_epoch)
+        mine = clips[rank::world][: per_rank * config.batch_size]
+        sums, count, started = {}, 0, time.monotonic()
+        model.train()
+        with progress_bar(TextColumn("loss {task.fields[loss]:.4f}")) as progress:
+            task = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=per_rank, loss=0.0)
+            for b, (kp, j3, has) in enumerate(sampler.batches(rng, config.batch_size, mine)):
+                if b < state["batch"]:  # resuming inside this epoch
+                    progress.advance(task)
+                    continue
+                x, y, has_t = (torch.from_numpy(a).to(device) for a in (kp, j3, has))
+                loss, terms = training_loss(ddp_model(x), y, x, has_t, config.loss_weights)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                state["step"] += 1
+                for k, v in {"loss": loss.item(), **terms}.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                progress.update(task, advance=1, loss=sums["loss"] / count)
+                if b % 50 == 0:
+                    log.info("epoch %d batch %d/%d loss %.4f", epoch + 1, b, per_rank, sums["loss"] / count)
+                if rank == 0 and time.monotonic() - last_save > 60 * config.checkpoint_minutes:
+                    _save_checkpoint(checkpoint_path, model, optimizer, {**state, "epoch": epoch, "batch": b + 1}, meta)
+                    last_save = time.monotonic()
+        state["batch"] = 0
+        record = {"epoch": epoch + 1, "step": state["step"], "lr": optimizer.param_groups[0]["lr"],
+                  "seconds": round(time.monotonic() - started, 1),
+                  **{f"train_{k}": v / max(count, 1) for k, v in sums.items()}}
+        if rank == 0 and val_seqs and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
+            model.eval()
+            result = evaluate_sequences(model, val_seqs, clip_frames=config.clip_frames,
+                                        description=f"validation ({config.val})")
+            record.update(val_p1=result.p1, val_p2=result.p2)
+            if result.p1 < state["best_p1"]:
+                state["best_p1"] = result.p1
+                save_weights(out / "best.pt", model, {**meta, "epochs": epoch + 1,
+                                                      "val": {config.val: {"p1": result.p1, "p2": result.p2}}})
+        if rank == 0:
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in record.items()
+                                                         if isinstance(v, float)))
+            _save_checkpoint(checkpoint_path, model, optimizer, {**state, "epoch": epoch + 1}, meta)
+            last_save = time.monotonic()
+        if world > 1:
+            dist.barrier()
+    if rank == 0:
+        save_weights(out / "final.pt", model, {**meta, "epochs": config.epochs})
+    if world > 1:
+        dist.destroy_process_group()
+    return out / ("best.pt" if (out / "best.pt").is_file() else "final.pt")
