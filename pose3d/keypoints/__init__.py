@@ -1,0 +1,110 @@
+"""2D keypoints: detector backends behind one interface, and frames -> 2D person tracks.
+
+A backend returns, per frame, people as :class:`pose3d.tracking.Detection` (Human3.6M-17
+pixels, confidences, box). Backends: ``mediapipe`` (default, offline) and ``mmpose``
+(optional extra). Keypoint files from other detectors come in through :mod:`.files`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from ..errors import DependencyError, InputError
+from ..progress import progress_bar
+from ..tracking import Tracker, box_iou, main_track
+from ..tracks import Track2D
+from ..video import FrameSource
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("mediapipe", "mmpose")
+REFINE_MIN_IOU = 0.2             # a refined detection must stay on the person it was asked for
+SINGLE_MIN_COVERAGE = 0.8        # fast path results below this fall back to the person finder
+SINGLE_MIN_HEIGHT = 0.2          # ... and so do people smaller than this part of the frame
+
+
+def backend_status() -> dict[str, str]:
+    from . import mediapipe_backend, mmpose_backend
+
+    return {"mediapipe": mediapipe_backend.status(), "mmpose": mmpose_backend.status()}
+
+
+def create_backend(name: str, **options):
+    if name == "mediapipe":
+        from .mediapipe_backend import MediaPipeBackend
+
+        return MediaPipeBackend(**options)
+    if name == "mmpose":
+        from .mmpose_backend import MMPoseBackend
+
+        return MMPoseBackend(**options)
+    raise DependencyError(f"unknown 2D backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def extract_tracks(source: FrameSource, backend, *, people: str = "main", max_gap_seconds: float = 0.5,
+                   detect_every: int | None = None) -> tuple[list[Track2D], dict]:
+    """All person tracks in ``source`` (people='all') or those needed to choose the main one
+    (people='main': a fast single-person pass when the backend has one and its person covers
+    the video well and is not small; the multi-person pass otherwise).
+
+    Returns (tracks, facts about the run: strategy, seconds)."""
+    max_gap = max(1, int(round(max_gap_seconds * source.info.fps)))
+    started = time.perf_counter()
+    tracks = None
+    if people == "main" and hasattr(backend, "track"):
+        tracks = _run(source, backend, max_gap, single=True, detect_every=0)
+        best = main_track(tracks)
+        frames = max(source.info.num_frames, 1)
+        if best is None or (len(best) / frames < SINGLE_MIN_COVERAGE
+                            or np.median(best.box_heights()) < SINGLE_MIN_HEIGHT * source.info.height):
+            log.info("single-person pass found %s; running the multi-person pass",
+                     "nobody" if best is None else f"a person in {len(best)} of {frames} frames")
+            tracks = None
+    strategy = "single person" if tracks is not None else "multi-person"
+    if tracks is None:
+        tracks = _run(source, backend, max_gap, single=False,
+                      detect_every=detect_every or getattr(backend, "detect_every", 1))
+    return tracks, {"strategy": strategy, "seconds": time.perf_counter() - started}
+
+
+def _run(source: FrameSource, backend, max_gap: int, single: bool, detect_every: int) -> list[Track2D]:
+    """One pass over the video. Per frame: people from the whole-frame tracker (when the
+    backend has one), the person finder every ``detect_every`` frames (multi-person pass),
+    and a crop around each recently seen person that neither of them found."""
+    tracker = Tracker(max_missed=max_gap)
+    tracking = hasattr(backend, "track")
+    if tracking:
+        backend.start(source.info.fps, single=single)
+    with progress_bar() as progress:
+        task = progress.add_task(f"2D keypoints ({backend.name})", total=source.info.num_frames)
+        for index, frame in source:
+            found = backend.track(frame, index) if tracking else []
+            if not single and (index % detect_every == 0 or not tracker.open):
+                found += [d for d in backend.find_people(frame) if all(box_iou(d.box, f.box) < 0.5 for f in found)]
+            claimed = {}
+            if not single:
+                lost = [(tid, box) for tid, box in tracker.predicted_boxes(index, recent=2)
+                        if all(box_iou(box, f.box) < REFINE_MIN_IOU for f in found)]
+                refined = backend.refine(frame, [box for _, box in lost]) if lost else []
+                claimed = {tid: det for (tid, box), det in zip(lost, refined)
+                           if det is not None and box_iou(det.box, box) >= REFINE_MIN_IOU}
+            tracker.update(index, found, claimed)
+            progress.advance(task)
+    return tracker.finish(max_gap)
+
+
+def select_tracks(tracks: list[Track2D], people: str, person: int | None, where: str) -> tuple[list[Track2D], int | None]:
+    """(tracks to lift, id of the main track). people: 'main' | 'all'; ``person`` picks one id."""
+    if not tracks:
+        raise InputError(f"{where}: no person found")
+    main = main_track(tracks)
+    if person is not None:
+        chosen = [t for t in tracks if t.id == person]
+        if not chosen:
+            raise InputError(f"{where}: no person with id {person} (found ids {', '.join(str(t.id) for t in tracks)}; "
+                             "see them with --all-people)")
+        return chosen, main.id
+    return (tracks if people == "all" else [main]), main.id

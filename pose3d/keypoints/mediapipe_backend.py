@@ -1,0 +1,170 @@
+"""BlazePose through mediapipe 0.10.21 (the last release that bundles its models), offline.
+
+The wheel bundles the BlazePose detector and landmark model for its legacy single-person
+solution. pose3d packs the same two files into a MediaPipe Tasks bundle (adding the input
+normalisation metadata the Tasks API asks for: [-1, 1] for the detector, [0, 1] for the
+landmark model), which gives the multi-person PoseLandmarker. Three uses:
+
+* ``track``: the whole frame in video mode (landmarks tracked from frame to frame; the
+  detector runs when a person is lost). Fast; finds people taller than about a fifth of
+  the frame.
+* ``find_people``: the person finder for wide shots: the landmarker on overlapping tiles
+  (2x2 and 3x3 grids of tiles at least 200 px high), so that small people are found too.
+* ``refine``: the landmarker on a square crop around a tracked person's box.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DependencyError
+from ..tracking import Detection, box_iou
+from .convert import BLAZEPOSE_33, to_h36m17
+
+log = logging.getLogger(__name__)
+
+TILE_GRIDS = (2, 3)
+TILE_OVERLAP = 0.3
+MIN_TILE_HEIGHT = 200      # px: smaller tiles would only find what the whole frame shows
+CROP_SCALE = 1.6           # crop side / largest side of the person's box
+# input normalisation of the bundled models (from mediapipe's legacy pose graphs)
+DETECTOR_MEAN_STD = (127.5, 127.5)
+LANDMARKS_MEAN_STD = (0.0, 255.0)
+
+
+def _import_mediapipe():
+    os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ start-up logs
+    try:
+        import mediapipe as mp
+    except ImportError as exc:
+        raise DependencyError(f"the mediapipe backend needs mediapipe 0.10.21 ({exc}); "
+                              "pip install 'mediapipe==0.10.21'") from None
+    modules = Path(mp.__file__).parent / "modules"
+    if not (modules / "pose_detection" / "pose_detection.tflite").is_file():
+        raise DependencyError(f"mediapipe {mp.__version__} bundles no pose model; install mediapipe==0.10.21")
+    return mp
+
+
+def status() -> str:
+    try:
+        mp = _import_mediapipe()
+    except DependencyError as exc:
+        return f"unavailable: {exc}"
+    return f"ok (mediapipe {mp.__version__}, BlazePose full, bundled)"
+
+
+@functools.lru_cache(maxsize=None)
+def task_bundle() -> str:
+    """Path of a PoseLandmarker .task bundle built from the models inside the mediapipe wheel
+    (cached under $XDG_CACHE_HOME/pose3d, or a temporary folder when that is not writable)."""
+    mp = _import_mediapipe()
+    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer, writer_utils
+
+    def with_metadata(path: Path, mean: float, std: float) -> bytes:
+        model = bytearray(path.read_bytes())
+        writer = metadata_writer.MetadataWriter.create(model).add_general_info(path.stem).add_image_input([mean], [std])
+        for _ in writer_utils.get_output_tensor_types(model):
+            writer.add_feature_output()
+        return bytes(writer.populate()[0])
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pose3d"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        cache = Path(tempfile.mkdtemp(prefix="pose3d-"))
+    bundle = cache / f"pose_landmarker_full_mediapipe-{mp.__version__}.task"
+    if not bundle.is_file():
+        modules = Path(mp.__file__).parent / "modules"
+        fd, tmp = tempfile.mkstemp(dir=cache, suffix=".task")
+        os.close(fd)
+        with zipfile.ZipFile(tmp, "w") as z:
+            z.writestr("pose_detector.tflite", with_metadata(modules / "pose_detection" / "pose_detection.tflite", *DETECTOR_MEAN_STD))
+            z.writestr("pose_landmarks_detector.tflite", with_metadata(modules / "pose_landmark" / "pose_landmark_full.tflite", *LANDMARKS_MEAN_STD))
+        os.replace(tmp, bundle)
+    return str(bundle)
+
+
+class MediaPipeBackend:
+    name = "mediapipe"
+    detect_every = 10  # frames between runs of the tile person finder
+
+    def __init__(self, max_people: int = 4, min_confidence: float = 0.5):
+        self._mp = _import_mediapipe()
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._vision, self._base = vision, BaseOptions(model_asset_path=task_bundle())
+        self.max_people, self.min_confidence = max_people, min_confidence
+        self.settings = {"model": "BlazePose full (bundled with mediapipe)", "mediapipe": self._mp.__version__,
+                         "max_people": max_people, "min_confidence": min_confidence}
+        self._tiles = self._landmarker("IMAGE", max_people)
+        self._crops = self._landmarker("IMAGE", 1)
+        self._video = None
+        self._fps = 30.0
+
+    def _landmarker(self, mode: str, num_poses: int):
+        v = self._vision
+        return v.PoseLandmarker.create_from_options(v.PoseLandmarkerOptions(
+            base_options=self._base, running_mode=getattr(v.RunningMode, mode), num_poses=num_poses,
+            min_pose_detection_confidence=self.min_confidence, min_pose_presence_confidence=self.min_confidence,
+            min_tracking_confidence=self.min_confidence))
+
+    def start(self, fps: float, single: bool) -> None:
+        """A fresh video-mode landmarker for a pass over a video (its timestamps restart)."""
+        if self._video is not None:
+            self._video.close()
+        self._video = self._landmarker("VIDEO", 1 if single else self.max_people)
+        self._fps = fps
+
+    def close(self) -> None:
+        for landmarker in (self._video, self._tiles, self._crops):
+            if landmarker is not None:
+                landmarker.close()
+
+    def _detect(self, landmarker, image: np.ndarray, origin=(0, 0), timestamp_ms: int | None = None) -> list[Detection]:
+        picture = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+        result = landmarker.detect(picture) if timestamp_ms is None else landmarker.detect_for_video(picture, timestamp_ms)
+        h, w = image.shape[:2]
+        people = []
+        for landmarks in result.pose_landmarks:
+            lm = np.array([(p.x * w + origin[0], p.y * h + origin[1], p.visibility or 0.0) for p in landmarks])
+            keypoints, scores = to_h36m17(lm[:, :2], np.clip(lm[:, 2], 0.0, 1.0), BLAZEPOSE_33)
+            box = np.concatenate([keypoints.min(axis=0), keypoints.max(axis=0)])
+            people.append(Detection(keypoints, scores, box))
+        return people
+
+    def track(self, frame: np.ndarray, index: int) -> list[Detection]:
+        return self._detect(self._video, frame, timestamp_ms=int(round(index * 1000.0 / self._fps)))
+
+    def find_people(self, frame: np.ndarray) -> list[Detection]:
+        h, w = frame.shape[:2]
+        found: list[Detection] = []
+        for grid in TILE_GRIDS:
+            tw, th = w / (grid - (grid - 1) * TILE_OVERLAP), h / (grid - (grid - 1) * TILE_OVERLAP)
+            if th < MIN_TILE_HEIGHT:
+                continue
+            for gy in range(grid):
+                for gx in range(grid):
+                    x0, y0 = int(gx * tw * (1 - TILE_OVERLAP)), int(gy * th * (1 - TILE_OVERLAP))
+                    for det in self._detect(self._tiles, frame[y0 : int(y0 + th), x0 : int(x0 + tw)], (x0, y0)):
+                        if all(box_iou(det.box, d.box) < 0.5 for d in found):
+                            found.append(det)
+        return found
+
+    def refine(self, frame: np.ndarray, boxes: list[np.ndarray]) -> list[Detection | None]:
+        h, w = frame.shape[:2]
+        out = []
+        for box in boxes:
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            half = CROP_SCALE * max(box[2] - box[0], box[3] - box[1], 16.0) / 2
+            x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+            x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+            people = self._detect(self._crops, frame[y0:y1, x0:x1], (x0, y0)) if x1 - x0 >= 8 and y1 - y0 >= 8 else []
+            out.append(people[0] if people else None)
+        return out

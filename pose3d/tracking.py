@@ -1,0 +1,155 @@
+"""People over time: associating per-frame detections into tracks with stable ids, filling
+short gaps, and choosing the main person."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .tracks import Track2D
+
+MIN_TRACK_FRAMES = 5        # shorter tracks are dropped as spurious
+MATCH_IOU = 0.3             # a detection continues a track when their boxes overlap this much
+DUPLICATE_IOU = 0.6         # two tracks this close are the same person: the younger is dropped
+
+
+@dataclass
+class Detection:
+    """One person in one frame: (17, 2) pixels, (17,) confidences, box (x0, y0, x1, y1)."""
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    box: np.ndarray
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class _OpenTrack:
+    id: int
+    frames: list = field(default_factory=list)
+    detections: list = field(default_factory=list)
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    missed: int = 0
+
+    @property
+    def box(self) -> np.ndarray:
+        return self.detections[-1].box
+
+    def predicted_box(self, frame: int) -> np.ndarray:
+        return self.box + self.velocity * (frame - self.frames[-1])
+
+    def add(self, frame: int, det: Detection) -> None:
+        if self.frames:
+            step = frame - self.frames[-1]
+            self.velocity = 0.5 * self.velocity + 0.5 * (det.box - self.box) / max(step, 1)
+        self.frames.append(frame)
+        self.detections.append(det)
+        self.missed = 0
+
+
+class Tracker:
+    """Greedy IoU association of detections to tracks, frame by frame.
+
+    ``max_missed``: frames a track may go undetected and still be continued.
+    """
+
+    def __init__(self, max_missed: int):
+        self.max_missed = max_missed
+        self.open: list[_OpenTrack] = []
+        self.closed: list[_OpenTrack] = []
+        self._next_id = 0
+
+    def predicted_boxes(self, frame: int, recent: int | None = None) -> list[tuple[int, np.ndarray]]:
+        """(id, predicted box) of the open tracks (seen within ``recent`` frames, if given)."""
+        return [(t.id, t.predicted_box(frame)) for t in self.open
+                if recent is None or frame - t.frames[-1] <= recent]
+
+    def update(self, frame: int, detections: list[Detection], claimed: dict[int, Detection] | None = None) -> None:
+        """``claimed``: detections already known to belong to a track (refined in its box);
+        the rest are matched greedily by IoU with predicted boxes or start new tracks."""
+        claimed = dict(claimed or {})
+        free = [t for t in self.open if t.id not in claimed]
+        pairs = sorted(((box_iou(t.predicted_box(frame), d.box), ti, di)
+                        for ti, t in enumerate(free) for di, d in enumerate(detections)), reverse=True)
+        used_t, used_d = set(), set()
+        for iou, ti, di in pairs:
+            if iou < MATCH_IOU or ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            claimed[free[ti].id] = detections[di]
+        by_id = {t.id: t for t in self.open}
+        for track_id, det in claimed.items():
+            by_id[track_id].add(frame, det)
+        for di, det in enumerate(detections):
+            if di in used_d or any(box_iou(det.box, d.box) > MATCH_IOU for d in claimed.values()):
+                continue
+            track = _OpenTrack(self._next_id)
+            self._next_id += 1
+            track.add(frame, det)
+            self.open.append(track)
+            claimed[track.id] = det
+        for track in self.open:
+            if track.id not in claimed:
+                track.missed += 1
+        self._drop_duplicates(frame)
+        self.open = [t for t in self.open if t.frames]
+        still = []
+        for track in self.open:
+            (still if track.missed <= self.max_missed else self.closed).append(track)
+        self.open = still
+
+    def _drop_duplicates(self, frame: int) -> None:
+        current = [t for t in self.open if t.frames and t.frames[-1] == frame]
+        for i, a in enumerate(current):
+            for b in current[i + 1:]:
+                if box_iou(a.box, b.box) > DUPLICATE_IOU:
+                    younger = b if len(b.frames) < len(a.frames) else a
+                    younger.frames.pop()
+                    younger.detections.pop()
+                    younger.missed += 1
+
+    def finish(self, max_gap: int) -> list[Track2D]:
+        """Tracks with at least MIN_TRACK_FRAMES detections, gaps up to ``max_gap`` frames filled
+        by linear interpolation (marked); a longer gap splits a track in two. Ids are 0, 1, ...
+        by first appearance."""
+        pieces = []
+        for t in self.closed + self.open:
+            if len(t.frames) >= MIN_TRACK_FRAMES:
+                kp = np.stack([d.keypoints for d in t.detections])
+                sc = np.stack([d.scores for d in t.detections])
+                pieces.extend(split_and_fill(np.asarray(t.frames), kp, sc, max_gap))
+        pieces.sort(key=lambda piece: piece[0][0])
+        return [Track2D(i, *piece) for i, piece in enumerate(pieces)]
+
+
+def split_and_fill(frames: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, max_gap: int):
+    """Split at gaps longer than ``max_gap`` frames; inside each piece interpolate the missing
+    frames linearly (confidence 0, interpolated True). Yields (frames, kp, scores, interpolated)."""
+    breaks = np.flatnonzero(np.diff(frames) > max_gap + 1) + 1
+    for idx in np.split(np.arange(len(frames)), breaks):
+        f = frames[idx]
+        full = np.arange(f[0], f[-1] + 1)
+        kp = np.empty((len(full),) + keypoints.shape[1:])
+        for j in range(keypoints.shape[1]):
+            for c in range(2):
+                kp[:, j, c] = np.interp(full, f, keypoints[idx, j, c])
+        sc = np.zeros((len(full), scores.shape[1]))
+        observed = np.isin(full, f)
+        sc[observed] = scores[idx]
+        yield full, kp, sc, ~observed
+
+
+def main_track(tracks: list[Track2D]) -> Track2D | None:
+    """The main person: largest and most persistent (frames covered x median height)."""
+    if not tracks:
+        return None
+    return max(tracks, key=lambda t: len(t) * float(np.median(t.box_heights())))

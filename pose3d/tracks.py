@@ -1,0 +1,68 @@
+"""The data passed between pipeline stages: frames -> 2D tracks -> 3D tracks -> files.
+
+Units and axes at these boundaries:
+* 2D keypoints: pixels of the source frame, origin at the top-left corner, x right, y down;
+  confidence in [0, 1]. Joint order: pose3d.skeleton (Human3.6M-17).
+* 3D joints: metres, root-relative (joint 0, the pelvis, at the origin), camera axes:
+  x right, y down, z away from the camera.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .skeleton import NUM_JOINTS
+
+
+@dataclass
+class VideoInfo:
+    path: str
+    fps: float
+    width: int
+    height: int
+    num_frames: int
+    fps_source: str = "container"  # container | assumed (missing or unusable metadata) | user
+
+
+@dataclass
+class Track2D:
+    """One person over the frames where they were found (or interpolated)."""
+
+    id: int
+    frames: np.ndarray        # (N,) int, increasing frame indices
+    keypoints: np.ndarray     # (N, 17, 2) pixels
+    scores: np.ndarray        # (N, 17) confidence in [0, 1] (0 where interpolated)
+    interpolated: np.ndarray  # (N,) bool: filled in across a short gap
+
+    def __post_init__(self):
+        n = len(self.frames)
+        assert self.keypoints.shape == (n, NUM_JOINTS, 2) and self.scores.shape == (n, NUM_JOINTS)
+        assert self.interpolated.shape == (n,)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def box_heights(self) -> np.ndarray:
+        return self.keypoints[..., 1].max(axis=1) - self.keypoints[..., 1].min(axis=1)
+
+
+@dataclass
+class Track3D(Track2D):
+    """A 2D track with its lifted 3D joints (N, 17, 3), metres, root-relative, camera axes."""
+
+    joints_3d: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_JOINTS, 3)))
+    quality: dict = field(default_factory=dict)
+
+
+@dataclass
+class LiftResult:
+    """Everything ``pose3d lift`` produces; pose3d.export writes it as JSON or npz."""
+
+    video: VideoInfo
+    keypoints_2d: dict        # backend name and settings
+    model: dict               # lifter name, weights file and hash, settings
+    tracks: list[Track3D]
+    main_track: int | None    # id of the main person, when chosen
+    postprocess: dict = field(default_factory=dict)
