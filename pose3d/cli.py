@@ -67,6 +67,222 @@ def info() -> None:
     console.print(table)
 
 
+# --------------------------------------------------------------------------- lift
+class BackendChoice(str, Enum):
+    mediapipe = "mediapipe"
+    mmpose = "mmpose"
+
+
+class ResultFormat(str, Enum):
+    json = "json"
+    npz = "npz"
+
+
+@app.command()
+def lift(
+    source: Optional[Path] = typer.Argument(None, metavar="INPUT", show_default=False,
+                                            help="Video file, folder of images, one image, or a folder of videos (batch mode)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Result .json or .npz (batch mode: a folder). Default: INPUT's name + .json in the current folder."),
+    keypoints: Optional[Path] = typer.Option(None, "--keypoints", help="Lift these 2D keypoints (.npz/.npy, H36M-17 pixels) instead of running a 2D detector."),
+    size: Optional[str] = typer.Option(None, "--size", help="With --keypoints: image size WIDTHxHEIGHT."),
+    video: Optional[Path] = typer.Option(None, "--video", help="With --keypoints: the source video (size, fps, and for render)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate, when the file has none or a wrong one."),
+    backend: BackendChoice = typer.Option(BackendChoice.mediapipe, "--backend", help="2D keypoint backend."),
+    person: Optional[int] = typer.Option(None, "--person", help="Lift the track with this id instead of the main person (ids: see --all-people)."),
+    all_people: bool = typer.Option(False, "--all-people", help="Lift every person found, each with a stable id."),
+    height: Optional[float] = typer.Option(None, "--height", help="The person's height in metres (default: average Human3.6M body)."),
+    flip: bool = typer.Option(True, "--flip/--no-flip", help="Flip averaging (slower, more accurate)."),
+    postprocess: bool = typer.Option(True, "--postprocess/--raw", help="Smoothing, constant bone lengths and floor contact."),
+    bvh: Optional[Path] = typer.Option(None, "--bvh", help="Also write the main (or --person) track as BVH."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Lifter weights (default: the shipped ones)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Windows per forward pass."),
+    glob: str = typer.Option("**/*", "--glob", help="Batch mode: which files under INPUT (recursive by default)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Batch mode: videos processed in parallel."),
+    result_format: ResultFormat = typer.Option(ResultFormat.json, "--format", help="Batch mode: output type."),
+    mmpose_pose2d: Optional[str] = typer.Option(None, "--mmpose-pose2d", help="mmpose: pose config file or model alias."),
+    mmpose_pose2d_weights: Optional[str] = typer.Option(None, "--mmpose-pose2d-weights", help="mmpose: pose checkpoint."),
+    mmpose_det: Optional[str] = typer.Option(None, "--mmpose-det", help="mmpose: detector config file or alias."),
+    mmpose_det_weights: Optional[str] = typer.Option(None, "--mmpose-det-weights", help="mmpose: detector checkpoint."),
+    device: DeviceChoice = DEVICE_OPTION,
+    scan: ScanChoice = SCAN_OPTION,
+) -> None:
+    """Video (or 2D keypoints) to 3D poses: JSON/npz, optionally BVH."""
+    from .io_utils import check_writable_dir
+    from .lift import LiftSettings
+    from .video import IMAGE_EXTENSIONS
+
+    if all_people and person is not None:
+        raise InputError("--person and --all-people exclude each other")
+    if source is None and keypoints is None:
+        raise InputError("give an INPUT video/folder/image, or --keypoints FILE")
+    if keypoints is None and (size or video):
+        raise InputError("--size and --video go with --keypoints")
+    options = {}
+    if backend == BackendChoice.mmpose:
+        options = {k: v for k, v in dict(pose2d=mmpose_pose2d, pose2d_weights=mmpose_pose2d_weights,
+                                         det_model=mmpose_det, det_weights=mmpose_det_weights).items() if v}
+        options["device"] = "cuda" if device != DeviceChoice.cpu and _cuda() else "cpu"
+    settings = LiftSettings(backend=backend.value, backend_options=options, people="all" if all_people else "main",
+                            person=person, height_m=height, flip=flip, postprocess=postprocess,
+                            batch_size=batch_size).check()
+
+    if source is not None and keypoints is None and source.is_dir() and not any(
+            p.suffix.lower() in IMAGE_EXTENSIONS for p in source.iterdir() if p.is_file()):
+        _lift_folder(source, output, glob, workers, result_format.value, settings, weights, device.value, scan.value)
+        return
+
+    output = output or Path((keypoints or source).stem + ".json")
+    if output.suffix.lower() not in (".json", ".npz"):
+        raise InputError(f"{output}: the result must be .json or .npz (BVH: --bvh FILE, CSV: pose3d export)")
+    if bvh is not None and bvh.suffix.lower() != ".bvh":
+        raise InputError(f"{bvh}: --bvh needs a .bvh file name")
+    for path in (output, bvh):
+        if path is not None:
+            check_writable_dir(path)
+
+    import time
+
+    from .export import write_result
+    from .lift import Lifter, lift_keypoints, lift_video
+
+    started = time.perf_counter()
+    lifter = Lifter(weights, device=device.value, scan=scan.value)
+    if keypoints is not None:
+        result = lift_keypoints(keypoints, lifter, settings, size=_size(size), fps=fps, video=video)
+    else:
+        result = lift_video(source, lifter, settings, fps=fps)
+    write_result(result, output)
+    if bvh is not None:
+        write_result(result, bvh, track_id=person)
+    seconds = time.perf_counter() - started
+    frames = result.video.num_frames
+    ids = ", ".join(str(t.id) for t in result.tracks)
+    err_console.print(f"{Path(result.video.path).name}: {frames} frames, {len(result.tracks)} "
+                      f"{'person' if len(result.tracks) == 1 else 'people'} (track {ids}), {seconds:.1f} s "
+                      f"({frames / max(seconds, 1e-9):.1f} frames/s) -> {output}" + (f", {bvh}" if bvh else ""),
+                      highlight=False, soft_wrap=True)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _size(text: Optional[str]):
+    from .keypoints.files import parse_size
+
+    return parse_size(text) if text else None
+
+
+def _lift_folder(root: Path, out_dir: Optional[Path], pattern: str, workers: int, fmt: str, settings,
+                 weights: Optional[Path], device: str, scan: str) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .batch import plan_jobs, run_batch
+    from .weights import default_weights_path, file_sha256
+
+    if out_dir is None:
+        raise InputError(f"{root} is a folder of videos: give -o OUTPUT_FOLDER for the results")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: batch mode writes a folder of results; this is a file")
+    weights_file = weights or default_weights_path()
+    if not weights_file.is_file():
+        raise InputError(f"weights file not found: {weights_file}")
+    jobs, outcomes = plan_jobs(root, out_dir, pattern, settings, file_sha256(weights_file), "." + fmt)
+    err_console.print(f"{len(jobs) + len(outcomes)} videos: {len(outcomes)} already done, {len(jobs)} to do "
+                      f"({workers} worker{'s' if workers > 1 else ''})", highlight=False)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console) as progress:
+        task = progress.add_task("videos", total=len(jobs))
+
+        def report(outcome):
+            mark = "[green]done[/]" if outcome.status == "done" else f"[red]failed[/]: {outcome.reason}"
+            progress.console.print(f"{outcome.source}: {mark} ({outcome.seconds:.1f} s)", highlight=False, soft_wrap=True)
+            progress.advance(task)
+
+        from . import progress as progress_module
+
+        progress_module.set_enabled(False)  # per-video bars would fight with the overall one
+        try:
+            outcomes += run_batch(jobs, out_dir, weights=weights, device=device, scan=scan, settings=settings,
+                                  workers=workers, on_outcome=report)
+        except KeyboardInterrupt:
+            raise InputError("interrupted; finished videos are kept, run the same command again to resume") from None
+    table = Table(title=f"pose3d lift {root} -> {out_dir}")
+    for column in ("video", "status", "frames", "people", "seconds", "reason"):
+        table.add_column(column, justify="right" if column in ("frames", "people", "seconds") else "left")
+    for o in sorted(outcomes, key=lambda o: o.source):
+        colour = {"done": "green", "skipped": "cyan", "failed": "red"}[o.status]
+        table.add_row(str(Path(o.source).relative_to(root)), f"[{colour}]{o.status}", str(o.frames or ""),
+                      str(o.people or ""), f"{o.seconds:.1f}" if o.seconds else "", o.reason)
+    console.print(table)
+    failed = [o for o in outcomes if o.status == "failed"]
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    err_console.print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed", highlight=False)
+    if failed:
+        raise Pose3dError(f"{len(failed)} of {len(outcomes)} videos failed (see the table above)")
+
+
+# --------------------------------------------------------------------------- export / render
+class UpAxis(str, Enum):
+    y = "y"
+    z = "z"
+
+
+class Units(str, Enum):
+    m = "m"
+    cm = "cm"
+
+
+@app.command()
+def export(
+    result_file: Path = typer.Argument(..., metavar="RESULT", help="A pose3d result (.json or .npz)."),
+    output: Path = typer.Option(..., "--output", "-o", help=".bvh (one track), .csv, .npz or .json."),
+    track: Optional[int] = typer.Option(None, "--track", help="BVH: which track (default: the main person)."),
+    up: UpAxis = typer.Option(UpAxis.y, "--up", help="BVH up axis: y (Blender's importer, Unity, most tools) or z."),
+    units: Units = typer.Option(Units.m, "--units", help="BVH units: m or cm (Unreal, MotionBuilder)."),
+) -> None:
+    """Convert a result to BVH (Blender, Maya, Unity...), CSV or npz."""
+    from .export import read_result, write_result
+
+    result = read_result(result_file)
+    write_result(result, output, track_id=track, bvh_options={"up": up.value, "units": units.value})
+    err_console.print(f"{result_file} -> {output}", highlight=False)
+
+
+@app.command()
+def render(
+    result_file: Path = typer.Argument(..., metavar="RESULT", help="A pose3d result (.json or .npz)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .mp4 (default: RESULT's name + .mp4)."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Source video (default: the path in the result)."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also (or, without -o, only) write a still summary of a few frames."),
+    frames: int = typer.Option(4, "--png-frames", min=1, max=16, help="Frames in the --png summary."),
+) -> None:
+    """Source video with the 2D skeleton beside a 3D view of it, as H.264 mp4."""
+    from .export import read_result
+    from .io_utils import check_writable_dir
+    from .render import render_summary, render_video
+
+    if output is not None and output.suffix.lower() != ".mp4":
+        raise InputError(f"{output}: render writes .mp4")
+    if png is not None and png.suffix.lower() != ".png":
+        raise InputError(f"{png}: --png needs a .png file name")
+    result = read_result(result_file)
+    if output is None and png is None:
+        output = Path(result_file.stem + ".mp4")
+    for path in (output, png):
+        if path is not None:
+            check_writable_dir(path)
+    if png is not None:
+        render_summary(result, png, video=video, num_frames=frames)
+        err_console.print(f"{result_file} -> {png}", highlight=False)
+    if output is not None:
+        stats = render_video(result, output, video=video)
+        err_console.print(f"{result_file} -> {output} ({stats.get('frames', '?')} frames, "
+                          f"{stats.get('fps', 0):.1f} frames/s)", highlight=False)
+
+
 # --------------------------------------------------------------------------- train / eval
 @app.command()
 def train(
@@ -163,15 +379,14 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
-    except Exception as exc:  # click's own usage errors, then genuine bugs
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # click's own usage errors (typer bundles click), then genuine bugs
+        names = {c.__name__ for c in type(exc).__mro__}
+        if "ClickException" in names:
             if _debug:
                 raise
             exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(getattr(exc, "exit_code", 2))
+        if "Abort" in names:
             _fail("interrupted", 130)
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
 

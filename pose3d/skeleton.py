@@ -80,3 +80,21 @@ def bone_lengths(joints: np.ndarray) -> np.ndarray:
     parents = [p for p, _ in BONES]
     children = [c for _, c in BONES]
     return np.linalg.norm(joints[..., children, :] - joints[..., parents, :], axis=-1)
+
+
+# Mean bone lengths (metres, BONES order) of the Human3.6M training subjects S1 S5 S6 S7 S8:
+# the body size assumed when a weights file carries none.
+H36M_BONE_LENGTHS_M: tuple[float, ...] = (
+    0.1345, 0.4499, 0.4459, 0.1345, 0.4499, 0.4459, 0.2393, 0.2554,
+    0.1163, 0.1150, 0.1493, 0.2804, 0.2496, 0.1493, 0.2804, 0.2496,
+)
+# The "head" joint sits near the top of the head, "foot" at the ankle: add the ankle height.
+ANKLE_HEIGHT_M = 0.08
+
+
+def standing_height(bone_lengths_m) -> float:
+    """Approximate standing height (m) of a body with these 16 bone lengths:
+    mean leg (thigh + shin) + pelvis-spine-thorax-neck-head chain + ankle height."""
+    b = np.asarray(bone_lengths_m, dtype=float)
+    leg = 0.5 * (b[1] + b[2] + b[4] + b[5])
+    return float(leg + b[6] + b[7] + b[8] + b[9] + ANKLE_HEIGHT_M)

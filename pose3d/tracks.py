@@ -50,10 +50,27 @@ class Track2D:
 
 @dataclass
 class Track3D(Track2D):
-    """A 2D track with its lifted 3D joints (N, 17, 3), metres, root-relative, camera axes."""
+    """A 2D track with its lifted 3D joints.
+
+    joints_3d: (N, 17, 3) metres, root-relative, camera axes.
+    up: (3,) the person's up direction in camera axes; root_height_m: (N,) pelvis height above
+    the floor under the lower foot (both None unless post-processing estimated them).
+    scale: the network's normalised units per metre used for this track (pose3d.codec).
+    quality: figures such as jitter and bone-length variation (pose3d.postprocess.quality).
+    """
 
     joints_3d: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_JOINTS, 3)))
+    up: np.ndarray | None = None
+    root_height_m: np.ndarray | None = None
+    scale: float = 1.0
     quality: dict = field(default_factory=dict)
+
+    def root_positions(self) -> np.ndarray:
+        """(N, 3) pelvis positions over a floor through the origin (camera axes), for exports
+        that move the root; zeros when no floor was estimated."""
+        if self.up is None or self.root_height_m is None:
+            return np.zeros((len(self), 3))
+        return self.root_height_m[:, None] * self.up[None, :]
 
 
 @dataclass
@@ -66,3 +83,4 @@ class LiftResult:
     tracks: list[Track3D]
     main_track: int | None    # id of the main person, when chosen
     postprocess: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)  # seconds per stage

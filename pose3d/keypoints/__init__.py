@@ -7,6 +7,7 @@ pixels, confidences, box). Backends: ``mediapipe`` (default, offline) and ``mmpo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -78,7 +79,7 @@ def _run(source: FrameSource, backend, max_gap: int, single: bool, detect_every:
     tracking = hasattr(backend, "track")
     if tracking:
         backend.start(source.info.fps, single=single)
-    with progress_bar() as progress:
+    with getattr(backend, "quiet", contextlib.nullcontext)(), progress_bar() as progress:
         task = progress.add_task(f"2D keypoints ({backend.name})", total=source.info.num_frames)
         for index, frame in source:
             found = backend.track(frame, index) if tracking else []

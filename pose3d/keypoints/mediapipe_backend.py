@@ -15,9 +15,11 @@ landmark model), which gives the multi-person PoseLandmarker. Three uses:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -50,6 +52,28 @@ def _import_mediapipe():
     if not (modules / "pose_detection" / "pose_detection.tflite").is_file():
         raise DependencyError(f"mediapipe {mp.__version__} bundles no pose model; install mediapipe==0.10.21")
     return mp
+
+
+@contextlib.contextmanager
+def native_logs_silenced():
+    """MediaPipe's C++ (absl) logs chatter straight to file descriptor 2, which no Python
+    setting reaches. Inside this block fd 2 goes to /dev/null while Python's ``sys.stderr``
+    (progress bars, logging, errors) writes to a copy of the real stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    python_stderr = sys.stderr
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1)
+        yield
+    finally:
+        sys.stderr.flush()
+        if sys.stderr is not python_stderr:
+            sys.stderr.close()
+        sys.stderr = python_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def status() -> str:
@@ -110,10 +134,13 @@ class MediaPipeBackend:
 
     def _landmarker(self, mode: str, num_poses: int):
         v = self._vision
-        return v.PoseLandmarker.create_from_options(v.PoseLandmarkerOptions(
-            base_options=self._base, running_mode=getattr(v.RunningMode, mode), num_poses=num_poses,
-            min_pose_detection_confidence=self.min_confidence, min_pose_presence_confidence=self.min_confidence,
-            min_tracking_confidence=self.min_confidence))
+        with native_logs_silenced():
+            return v.PoseLandmarker.create_from_options(v.PoseLandmarkerOptions(
+                base_options=self._base, running_mode=getattr(v.RunningMode, mode), num_poses=num_poses,
+                min_pose_detection_confidence=self.min_confidence, min_pose_presence_confidence=self.min_confidence,
+                min_tracking_confidence=self.min_confidence))
+
+    quiet = staticmethod(native_logs_silenced)  # used around whole passes (pose3d.keypoints)
 
     def start(self, fps: float, single: bool) -> None:
         """A fresh video-mode landmarker for a pass over a video (its timestamps restart)."""
