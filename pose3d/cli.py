@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from .errors import InputError, Pose3dError
+from .errors import InputError, Interrupted, Pose3dError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Turn videos of people into 3D human poses (2D keypoints + the PoseMamba lifter).")
@@ -208,7 +208,7 @@ def _lift_folder(root: Path, out_dir: Optional[Path], pattern: str, workers: int
             outcomes += run_batch(jobs, out_dir, weights=weights, device=device, scan=scan, settings=settings,
                                   workers=workers, on_outcome=report)
         except KeyboardInterrupt:
-            raise InputError("interrupted; finished videos are kept, run the same command again to resume") from None
+            raise Interrupted("interrupted; finished videos are kept, run the same command again to resume") from None
     table = Table(title=f"pose3d lift {root} -> {out_dir}")
     for column in ("video", "status", "frames", "people", "seconds", "reason"):
         table.add_column(column, justify="right" if column in ("frames", "people", "seconds") else "left")

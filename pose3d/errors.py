@@ -23,3 +23,9 @@ class DependencyError(Pose3dError):
     """An optional component (backend, weights, device) is not available."""
 
     exit_code = 4
+
+
+class Interrupted(Pose3dError):
+    """Ctrl-C: work stopped; what finished is kept."""
+
+    exit_code = 130

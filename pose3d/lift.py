@@ -61,10 +61,14 @@ class LiftSettings:
         return self
 
 
-def choose_frame_step(video_fps: float, trained_fps: list[float]) -> int:
-    """The k >= 1 for which video_fps / k is closest (in ratio) to a trained frame rate."""
+def choose_frame_step(video_fps: float, trained_fps: list[float], tolerance: float = 1.3) -> int:
+    """The smallest k >= 1 for which video_fps / k lies within ``tolerance`` (a ratio) of a
+    frame rate the model was trained at (keeping as many frames as possible); failing that,
+    the k that comes closest."""
     candidates = range(1, max(1, int(round(video_fps / min(trained_fps)))) + 2)
-    return min(candidates, key=lambda k: min(abs(math.log(video_fps / k / f)) for f in trained_fps))
+    mismatch = {k: min(abs(math.log(video_fps / k / f)) for f in trained_fps) for k in candidates}
+    within = [k for k in candidates if mismatch[k] <= math.log(tolerance)]
+    return within[0] if within else min(candidates, key=mismatch.get)
 
 
 class Lifter:

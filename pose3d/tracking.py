@@ -117,13 +117,13 @@ class Tracker:
                     younger.detections.pop()
                     younger.missed += 1
 
-    def finish(self, max_gap: int) -> list[Track2D]:
-        """Tracks with at least MIN_TRACK_FRAMES detections, gaps up to ``max_gap`` frames filled
+    def finish(self, max_gap: int, min_frames: int = MIN_TRACK_FRAMES) -> list[Track2D]:
+        """Tracks with at least ``min_frames`` detections, gaps up to ``max_gap`` frames filled
         by linear interpolation (marked); a longer gap splits a track in two. Ids are 0, 1, ...
         by first appearance."""
         pieces = []
         for t in self.closed + self.open:
-            if len(t.frames) >= MIN_TRACK_FRAMES:
+            if len(t.frames) >= min_frames:
                 kp = np.stack([d.keypoints for d in t.detections])
                 sc = np.stack([d.scores for d in t.detections])
                 pieces.extend(split_and_fill(np.asarray(t.frames), kp, sc, max_gap))

@@ -148,9 +148,11 @@ def open_source(path: str | Path, fps: float | None = None) -> FrameSource:
 
 
 class VideoWriter:
-    """H.264 mp4 through imageio-ffmpeg (bundled ffmpeg); frames are RGB uint8 of one size."""
+    """H.264 mp4 through imageio-ffmpeg (bundled ffmpeg); frames are RGB uint8 of one size.
 
-    def __init__(self, path: str | Path, fps: float, quality: int = 7):
+    ``preset``: an x264 speed preset (ultrafast ... veryslow; default x264's "medium")."""
+
+    def __init__(self, path: str | Path, fps: float, quality: int = 7, preset: str | None = None):
         import imageio.v2 as imageio
 
         self.path = Path(path)
@@ -158,7 +160,8 @@ class VideoWriter:
             # macro_block_size 2: even sizes are enough for yuv420p; no silent resizing to 16s
             self._writer = imageio.get_writer(str(self.path), format="FFMPEG", fps=fps, codec="libx264",
                                               quality=quality, pixelformat="yuv420p", macro_block_size=2,
-                                              ffmpeg_log_level="error")
+                                              ffmpeg_log_level="error",
+                                              output_params=["-preset", preset] if preset else None)
         except Exception as exc:
             raise OutputError(f"cannot open {self.path} for writing video: {exc}") from None
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DependencyError, InputError
 from ..progress import progress_bar
-from ..tracking import Tracker, box_iou, main_track
+from ..tracking import MIN_TRACK_FRAMES, Tracker, box_iou, main_track
 from ..tracks import Track2D
 from ..video import FrameSource
 
@@ -94,7 +94,8 @@ def _run(source: FrameSource, backend, max_gap: int, single: bool, detect_every:
                            if det is not None and box_iou(det.box, box) >= REFINE_MIN_IOU}
             tracker.update(index, found, claimed)
             progress.advance(task)
-    return tracker.finish(max_gap)
+    # very short videos (a single image) keep their short tracks
+    return tracker.finish(max_gap, min_frames=min(MIN_TRACK_FRAMES, max(source.info.num_frames, 1)))
 
 
 def select_tracks(tracks: list[Track2D], people: str, person: int | None, where: str) -> tuple[list[Track2D], int | None]:
