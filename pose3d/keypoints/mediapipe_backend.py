@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import DependencyError
 from ..tracking import Detection, box_iou
-from .convert import BLAZEPOSE_33, to_h36m17
+from .convert import BLAZEPOSE_33, BLAZEPOSE_HIP_TOWARDS_THORAX, to_h36m17
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,8 @@ class MediaPipeBackend:
         people = []
         for landmarks in result.pose_landmarks:
             lm = np.array([(p.x * w + origin[0], p.y * h + origin[1], p.visibility or 0.0) for p in landmarks])
-            keypoints, scores = to_h36m17(lm[:, :2], np.clip(lm[:, 2], 0.0, 1.0), BLAZEPOSE_33)
+            keypoints, scores = to_h36m17(lm[:, :2], np.clip(lm[:, 2], 0.0, 1.0), BLAZEPOSE_33,
+                                          BLAZEPOSE_HIP_TOWARDS_THORAX)
             box = np.concatenate([keypoints.min(axis=0), keypoints.max(axis=0)])
             people.append(Detection(keypoints, scores, box))
         return people
