@@ -10,6 +10,8 @@ import numpy as np
 from .tracks import Track2D
 
 MIN_TRACK_FRAMES = 5        # shorter tracks are dropped as spurious
+SAME_PERSON_SHARED = 0.15   # tracks whose joints agree within this x body height on shared frames ...
+SAME_PERSON_GAP = 0.35      # ... or that continue each other across a short gap, this close, are one person
 MATCH_IOU = 0.3             # a detection continues a track when their boxes overlap this much
 DUPLICATE_IOU = 0.6         # two tracks this close are the same person: the younger is dropped
 
@@ -126,9 +128,66 @@ class Tracker:
             if len(t.frames) >= min_frames:
                 kp = np.stack([d.keypoints for d in t.detections])
                 sc = np.stack([d.scores for d in t.detections])
-                pieces.extend(split_and_fill(np.asarray(t.frames), kp, sc, max_gap))
-        pieces.sort(key=lambda piece: piece[0][0])
-        return [Track2D(i, *piece) for i, piece in enumerate(pieces)]
+                pieces.extend(p for p in split_and_fill(np.asarray(t.frames), kp, sc, max_gap)
+                              if (~p[3]).sum() >= min_frames)
+        tracks = stitch([Track2D(-1, *piece) for piece in pieces], max_gap)
+        tracks.sort(key=lambda t: t.frames[0])
+        return [Track2D(i, t.frames, t.keypoints, t.scores, t.interpolated) for i, t in enumerate(tracks)]
+
+
+def _observed(track: Track2D) -> dict[int, int]:
+    """frame -> row of the frames where the person was detected (not interpolated)."""
+    return {int(f): i for i, f in enumerate(track.frames) if not track.interpolated[i]}
+
+
+def same_person(a: Track2D, b: Track2D, max_gap: int) -> bool:
+    """Whether two tracks are pieces of one person: a box-overlap tracker splits a track
+    when a person's box changes fast (walking towards the camera) or a detector briefly
+    follows them twice. Judged on the joints, relative to the person's height."""
+    height = max(float(np.median(a.box_heights())), float(np.median(b.box_heights())), 1.0)
+    seen_a, seen_b = _observed(a), _observed(b)
+    shared = sorted(set(seen_a) & set(seen_b))
+    if shared:
+        distance = [np.linalg.norm(a.keypoints[seen_a[f]] - b.keypoints[seen_b[f]], axis=-1).mean() for f in shared]
+        return float(np.median(distance)) / height < SAME_PERSON_SHARED
+    first, second = (a, b) if a.frames[-1] < b.frames[0] else (b, a)
+    gap = int(second.frames[0] - first.frames[-1])
+    if gap > max_gap + 1:
+        return False
+    jump = np.linalg.norm(first.keypoints[-1] - second.keypoints[0], axis=-1).mean()
+    return float(jump) / height < SAME_PERSON_GAP
+
+
+def merge_tracks(a: Track2D, b: Track2D, max_gap: int) -> Track2D:
+    """One track from two pieces: per frame the detection with the higher mean confidence,
+    gaps refilled."""
+    rows = {}
+    for track in (a, b):
+        for frame, i in _observed(track).items():
+            if frame not in rows or track.scores[i].mean() > rows[frame][1].mean():
+                rows[frame] = (track.keypoints[i], track.scores[i])
+    frames = np.array(sorted(rows))
+    kp = np.stack([rows[f][0] for f in frames])
+    sc = np.stack([rows[f][1] for f in frames])
+    pieces = list(split_and_fill(frames, kp, sc, max(max_gap, int(np.diff(frames).max(initial=1)))))
+    return Track2D(a.id, *pieces[0])
+
+
+def stitch(tracks: list[Track2D], max_gap: int) -> list[Track2D]:
+    """Merge tracks that are pieces of one person (see :func:`same_person`), repeatedly."""
+    tracks = sorted(tracks, key=lambda t: t.frames[0])
+    merged = True
+    while merged:
+        merged = False
+        for i, a in enumerate(tracks):
+            for j in range(i + 1, len(tracks)):
+                if same_person(a, tracks[j], max_gap):
+                    tracks[i] = merge_tracks(a, tracks.pop(j), max_gap)
+                    merged = True
+                    break
+            if merged:
+                break
+    return tracks
 
 
 def split_and_fill(frames: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, max_gap: int):

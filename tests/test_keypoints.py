@@ -61,3 +61,25 @@ def test_tracker_keeps_ids_fills_gaps_and_picks_the_main_person():
     assert small.interpolated.sum() == 3 and small.scores[small.interpolated].max() == 0
     np.testing.assert_allclose(small.keypoints[3, 0, 0], 397)  # linear fill
     assert main_track(tracks).id == tracks[0].id
+
+
+def _split_person_tracks(max_gap=3):
+    tracker = Tracker(max_missed=2)
+    for frame in range(40):
+        walker = _person(200 + frame, 50, h=100)
+        people = [_person(600, 60, h=100)]  # someone else, standing still
+        if frame < 30:
+            people.append(walker)
+        if frame >= 20:  # from frame 20 a second detector box follows her too (same joints)
+            people.append(Detection(walker.keypoints, walker.scores, walker.box + [-60, -40, 60, 120]))
+        tracker.update(frame, people)
+    return tracker.finish(max_gap)
+
+
+def test_pieces_of_one_person_are_stitched_and_other_people_are_not(monkeypatch):
+    import pose3d.tracking as tracking
+
+    tracks = _split_person_tracks()
+    assert sorted(len(t) for t in tracks) == [40, 40] and [t.id for t in tracks] == [0, 1]
+    monkeypatch.setattr(tracking, "stitch", lambda tracks, max_gap: tracks)
+    assert sorted(len(t) for t in _split_person_tracks()) == [20, 30, 40]  # what stitching repairs

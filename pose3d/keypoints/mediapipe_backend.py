@@ -9,7 +9,7 @@ landmark model), which gives the multi-person PoseLandmarker. Three uses:
   detector runs when a person is lost). Fast; finds people taller than about a fifth of
   the frame.
 * ``find_people``: the person finder for wide shots: the landmarker on overlapping tiles
-  (2x2 and 3x3 grids of tiles at least 200 px high), so that small people are found too.
+  (2x2 and 3x3 grids of tiles at least 120 px high), so that small people are found too.
 * ``refine``: the landmarker on a square crop around a tracked person's box.
 """
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 TILE_GRIDS = (2, 3)
 TILE_OVERLAP = 0.3
-MIN_TILE_HEIGHT = 200      # px: smaller tiles would only find what the whole frame shows
+MIN_TILE_HEIGHT = 120      # px: smaller tiles would only find what the whole frame shows
 CROP_SCALE = 1.6           # crop side / largest side of the person's box
 # input normalisation of the bundled models (from mediapipe's legacy pose graphs)
 DETECTOR_MEAN_STD = (127.5, 127.5)

@@ -1,0 +1,120 @@
+"""The Human3.6M-17 skeleton's left/right bookkeeping and the horizontal flip used for
+augmentation (datasets.flip_clip) and flip averaging (lifting)."""
+
+import numpy as np
+import pytest
+import torch
+
+from pose3d import lifting
+from pose3d.datasets import flip_clip
+from pose3d.skeleton import (BONES, FLIP_PERMUTATION, JOINT_NAMES, LEFT_JOINTS, NUM_JOINTS, PARENTS,
+                             RIGHT_JOINTS, bone_lengths, flip_horizontal, side)
+
+
+def mirror_name(name: str) -> str:
+    if name.startswith("left_"):
+        return "right_" + name[5:]
+    if name.startswith("right_"):
+        return "left_" + name[6:]
+    return name
+
+
+def test_left_and_right_joint_lists_match_the_names():
+    assert [JOINT_NAMES[j] for j in LEFT_JOINTS] == [n for n in JOINT_NAMES if n.startswith("left_")]
+    assert [JOINT_NAMES[j] for j in RIGHT_JOINTS] == [n for n in JOINT_NAMES if n.startswith("right_")]
+    assert all(side(j) == ("left" if j in LEFT_JOINTS else "right" if j in RIGHT_JOINTS else "centre")
+               for j in range(NUM_JOINTS))
+
+
+def test_flip_permutation_maps_each_joint_to_its_mirror_partner_by_name():
+    assert sorted(FLIP_PERMUTATION) == list(range(NUM_JOINTS))
+    for j, partner in enumerate(FLIP_PERMUTATION):
+        assert JOINT_NAMES[partner] == mirror_name(JOINT_NAMES[j]), (j, partner)
+    # an involution: swapping twice restores every joint
+    assert [FLIP_PERMUTATION[p] for p in FLIP_PERMUTATION] == list(range(NUM_JOINTS))
+    # and it maps the kinematic tree onto itself: the partner's parent is the parent's partner
+    for j in range(1, NUM_JOINTS):
+        assert PARENTS[FLIP_PERMUTATION[j]] == FLIP_PERMUTATION[PARENTS[j]]
+
+
+def test_flip_horizontal_negates_x_and_swaps_sides():
+    rng = np.random.default_rng(0)
+    pose = rng.normal(size=(4, NUM_JOINTS, 3))
+    flipped = flip_horizontal(pose)
+    for j in range(NUM_JOINTS):
+        partner = FLIP_PERMUTATION[j]
+        np.testing.assert_array_equal(flipped[:, j, 0], -pose[:, partner, 0])
+        np.testing.assert_array_equal(flipped[:, j, 1:], pose[:, partner, 1:])
+    np.testing.assert_allclose(flip_horizontal(flipped), pose)
+    # about another vertical axis (pixels: the image's middle column)
+    np.testing.assert_allclose(flip_horizontal(pose, axis_value=320.0)[:, 0, 0], 640.0 - pose[:, 0, 0])
+    np.testing.assert_allclose(flip_horizontal(flip_horizontal(pose, 320.0), 320.0), pose)
+    # the bone of the left forearm becomes the right forearm, same length
+    lengths, flipped_lengths = bone_lengths(pose), bone_lengths(flipped)
+    bone_index = {child: i for i, (_, child) in enumerate(BONES)}
+    for child, i in bone_index.items():
+        np.testing.assert_allclose(flipped_lengths[:, i], lengths[:, bone_index[FLIP_PERMUTATION[child]]])
+    assert pose.shape == flipped.shape
+
+
+def test_flip_leaves_a_left_right_symmetric_pose_unchanged():
+    """A person facing the camera in a symmetric pose is their own mirror image."""
+    pose = np.zeros((NUM_JOINTS, 3))
+    for j in range(NUM_JOINTS):
+        pose[j] = [0.0, -0.1 * j, 0.05 * j]  # centre joints on x = 0
+    for left, right in zip(LEFT_JOINTS, RIGHT_JOINTS):
+        y, z = 0.1 * left, 0.02 * left
+        pose[left] = [0.2 + 0.01 * left, y, z]
+        pose[right] = [-(0.2 + 0.01 * left), y, z]
+    np.testing.assert_allclose(flip_horizontal(pose), pose)
+    pose[13, 0] += 0.1  # raise the asymmetry: now it differs
+    assert not np.allclose(flip_horizontal(pose), pose)
+
+
+def test_flip_horizontal_on_torch_tensors_keeps_the_input():
+    pose = torch.randn(2, 5, NUM_JOINTS, 3)
+    original = pose.clone()
+    flipped = flip_horizontal(pose)
+    assert isinstance(flipped, torch.Tensor)
+    np.testing.assert_allclose(flipped.numpy(), flip_horizontal(pose.numpy()))
+    torch.testing.assert_close(pose, original)
+
+
+@pytest.mark.parametrize("with_3d", [True, False])
+def test_flip_clip_agrees_with_flip_horizontal(with_3d):
+    rng = np.random.default_rng(1)
+    kp = rng.normal(size=(9, NUM_JOINTS, 2)).astype(np.float32)
+    j3 = rng.normal(size=(9, NUM_JOINTS, 3)).astype(np.float32) if with_3d else None
+    kp_f, j3_f = flip_clip(kp, j3)
+    assert kp_f.dtype == np.float32
+    np.testing.assert_allclose(kp_f, flip_horizontal(kp))
+    if with_3d:
+        assert j3_f.dtype == np.float32
+        np.testing.assert_allclose(j3_f, flip_horizontal(j3))
+        np.testing.assert_allclose(flip_clip(kp_f, j3_f)[1], j3)
+    else:
+        assert j3_f is None
+
+
+def test_lifting_flip_averaging_uses_the_same_flip():
+    """Flip averaging of a model that is exactly flip-equivariant returns its plain output.
+
+    The model copies x, y and puts (sum of left x) - (sum of right x) in z: a mirror image
+    with the sides swapped keeps that z, a mirror image without the swap negates it."""
+    left, right = list(LEFT_JOINTS), list(RIGHT_JOINTS)
+
+    class Equivariant(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))  # predict_windows reads the device
+
+        def forward(self, x):
+            z = x[..., left, 0].sum(-1) - x[..., right, 0].sum(-1)
+            return torch.cat([x, z[..., None, None].expand(*x.shape[:-1], 1)], dim=-1) + self.anchor
+
+    model = Equivariant()
+    windows = np.random.default_rng(2).normal(size=(3, 5, NUM_JOINTS, 2)).astype(np.float32)
+    plain = lifting.predict_windows(model, windows, flip=False, batch_size=2)
+    averaged = lifting.predict_windows(model, windows, flip=True, batch_size=2)
+    assert np.abs(plain[..., 2]).min() > 1e-3
+    np.testing.assert_allclose(averaged, plain, atol=1e-5)

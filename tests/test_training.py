@@ -1,0 +1,305 @@
+"""Training and evaluation end to end on a tiny synthetic Human3.6M: the data loader, a
+training step, ``pose3d train`` (resume included), ``pose3d eval``, and DDP with two CPU
+processes under torchrun (gloo).
+
+The synthetic data has the packed layout pose3d.datasets.Human36M reads (poses_3d.npz,
+sh_2d.npz, cameras.json): a walking skeleton in world metres (z up), four cameras around it
+with Human3.6M-like intrinsics and distortion, and "detections" that are the distorted
+projections plus a few pixels of noise, as int16 in the Stacked-Hourglass joint order.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pose3d import codec, scan
+from pose3d.cli import main
+from pose3d.datasets import CAMERAS, SH_DIRECT, TEST_SUBJECTS, TRAIN_SUBJECTS, ClipSampler, Human36M, project, world_to_camera
+from pose3d.losses import training_loss
+from pose3d.model import build_model
+from pose3d.skeleton import H36M_BONE_LENGTHS_M, PARENTS, bone_lengths
+from pose3d.weights import load_weights
+
+SUBJECTS = TRAIN_SUBJECTS + TEST_SUBJECTS
+RECORDINGS = ("Walking 1", "Eating")
+FRAMES = 60
+CLIP = 27
+TINY_MODEL = {"dim": 16, "depth": 1, "drop_path": 0.0}
+SUBJECT_SIZE = {"S1": 0.95, "S5": 0.92, "S6": 1.05, "S7": 0.97, "S8": 1.03, "S9": 1.0, "S11": 1.04}
+
+# Bone directions at rest in the person's frame (x: the person's right, y: forward, z: up).
+_REST = {1: (1, 0, 0), 2: (0, 0, -1), 3: (0, 0, -1), 4: (-1, 0, 0), 5: (0, 0, -1), 6: (0, 0, -1),
+         7: (0, 0, 1), 8: (0, 0, 1), 9: (0, 0.3, 1), 10: (0, 0, 1),
+         11: (-1, 0, 0), 12: (0, 0, -1), 13: (0, 0, -1), 14: (1, 0, 0), 15: (0, 0, -1), 16: (0, 0, -1)}
+
+
+def bone_scale(subject: str) -> np.ndarray:
+    return np.asarray(H36M_BONE_LENGTHS_M) * SUBJECT_SIZE[subject]
+
+
+def moving_skeleton(frames: int, bones_m: np.ndarray, phase: float, speed: float) -> np.ndarray:
+    """(frames, 17, 3) world metres, z up: a person walking on a slow circle, legs and arms
+    swinging in antiphase."""
+    t = np.arange(frames) / 50.0
+    swing = 0.6 * np.sin(2 * np.pi * speed * t + phase)
+    heading = phase + 0.3 * t
+    joints = np.zeros((frames, 17, 3))
+    joints[:, 0] = np.stack([0.5 * np.cos(heading), 0.5 * np.sin(heading), 0.92 + 0.02 * np.cos(2 * swing)], -1)
+    cos_h, sin_h = np.cos(heading), np.sin(heading)
+    for j in range(1, 17):
+        d = np.tile(np.asarray(_REST[j], float), (frames, 1))
+        d /= np.linalg.norm(d, axis=-1, keepdims=True)
+        if j in (2, 3, 5, 6, 12, 13, 15, 16):  # limbs swing forward and back
+            sign = 1.0 if j in (2, 3, 12, 13) else -1.0
+            d = np.stack([np.zeros(frames), np.sin(sign * swing), -np.cos(sign * swing)], -1)
+        # turn the person's frame to the heading (forward = (-sin, cos))
+        d = np.stack([cos_h * d[:, 0] - sin_h * d[:, 1], sin_h * d[:, 0] + cos_h * d[:, 1], d[:, 2]], -1)
+        joints[:, j] = joints[:, PARENTS[j]] + d * bones_m[j - 1]
+    return joints
+
+
+def camera(angle: float, rng: np.random.Generator) -> dict:
+    """A Human3.6M-like camera 4.5 m from the centre, 1.5 m up, looking at the middle of the body."""
+    centre = np.array([4.5 * np.cos(angle), 4.5 * np.sin(angle), 1.5])
+    forward = np.array([0.0, 0.0, 1.0]) - centre
+    forward /= np.linalg.norm(forward)
+    down = np.array([0.0, 0.0, -1.0]) - forward * -forward[2]
+    down /= np.linalg.norm(down)
+    right = np.cross(down, forward)
+    return {"R_w2c": np.stack([right, down, forward]).tolist(), "centre_m": centre.tolist(),
+            "f": (1145.0 + rng.normal(scale=2.0, size=2)).tolist(), "c": [512.5, 515.4],
+            "k": [-0.207, 0.248, -0.003], "p": [-0.0014, -0.001], "width": 1000, "height": 1002}
+
+
+def to_stacked_hourglass(gt_px: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(T, 17, 2) H36M pixels -> (T, 16, 2) int16 'detections' in the MPII order."""
+    sh = np.zeros((len(gt_px), 16, 2))
+    for h36m, mpii in SH_DIRECT.items():
+        sh[:, mpii] = gt_px[:, h36m]
+    sh[:, 7], sh[:, 8], sh[:, 9] = gt_px[:, 8], gt_px[:, 9], gt_px[:, 10]  # thorax, upper neck, head top
+    return np.round(sh + rng.normal(scale=2.0, size=sh.shape)).astype(np.int16)
+
+
+def write_synthetic_h36m(folder: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    cameras = {s: {cam: camera(np.pi / 4 + i * np.pi / 2, rng) for i, cam in enumerate(CAMERAS)} for s in SUBJECTS}
+    poses, sh = {}, {}
+    for s in SUBJECTS:
+        for r, recording in enumerate(RECORDINGS):
+            world = moving_skeleton(FRAMES, bone_scale(s), phase=rng.uniform(0, 2 * np.pi), speed=0.8 + 0.4 * r)
+            poses[f"{s}/{recording}"] = world.astype(np.float32)
+            for cam_id, cam in cameras[s].items():
+                px = project(world_to_camera(world, cam), cam)
+                n = FRAMES - 2 if cam_id == CAMERAS[-1] else FRAMES  # 2D and 3D lengths may differ
+                sh[f"{s}/{recording}/{cam_id}"] = to_stacked_hourglass(px[:n], rng)
+    np.savez(folder / "poses_3d.npz", **poses)
+    np.savez(folder / "sh_2d.npz", **sh)
+    (folder / "cameras.json").write_text(json.dumps(cameras))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def h36m_dir(tmp_path_factory) -> Path:
+    return write_synthetic_h36m(tmp_path_factory.mktemp("h36m"))
+
+
+def run_cli(args) -> int:
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+def tiny_config(folder: Path, **extra) -> Path:
+    path = folder / "tiny.json"
+    path.write_text(json.dumps({"model": TINY_MODEL, "clip_frames": CLIP, "batch_size": 4, **extra}))
+    return path
+
+
+# --------------------------------------------------------------------------- the data
+def test_synthetic_data_reads_back_through_the_loader(h36m_dir):
+    data = Human36M(h36m_dir)
+    seqs = data.sequences(("S1", "S9"), input_2d="gt")
+    assert len(seqs) == 2 * len(RECORDINGS) * len(CAMERAS)
+    assert {s.action for s in seqs} == {"Walking", "Eating"}
+    for seq in seqs:
+        # the people are in view and the loader's units invert to the bones they were built with
+        assert np.abs(seq.keypoints_2d).max() < 1.0
+        metres = codec.model_to_metres(seq.joints_3d, seq.scale)
+        subject = seq.name.split("/")[0]
+        np.testing.assert_allclose(bone_lengths(metres), np.broadcast_to(bone_scale(subject), (len(seq), 16)), atol=1e-4)
+        # normalised 2D and model-unit 3D agree in x, y (weak perspective) to a few per cent of the body
+        xy = seq.joints_3d[..., :2]
+        uv = seq.keypoints_2d - seq.keypoints_2d[:, :1]
+        assert np.abs(xy - uv).mean() < 0.05 * np.abs(xy).max()
+    # the last camera's 2D is two frames short: the views are cut to the shorter length
+    sh_seqs = data.sequences(("S1",), input_2d="sh")
+    assert sorted({len(s) for s in sh_seqs}) == [FRAMES - 2, FRAMES]
+    # the fitted SH -> H36M map reproduces the ground-truth 2D to a few pixels
+    gt = {s.name: s.keypoints_2d for s in data.sequences(("S1",), input_2d="gt")}
+    errors_px = [np.abs(s.keypoints_2d - gt[s.name][: len(s)]).mean() * 500 for s in sh_seqs]
+    assert max(errors_px) < 5.0
+
+
+def test_clip_sampler_batches(h36m_dir):
+    seqs = Human36M(h36m_dir).sequences(("S1",), input_2d="gt")
+    seqs[0].joints_3d = None  # one 2D-only sequence
+    sampler = ClipSampler(seqs, clip_frames=CLIP, stride=CLIP, flip_prob=0.0)
+    rng = np.random.default_rng(0)
+    clips = sampler.clips(rng)
+    for i, seq in enumerate(seqs):  # starts stride apart from a random offset, as many as fit
+        starts = sorted(start for k, start, step in clips if k == i)
+        assert starts and starts[0] < CLIP and starts[-1] <= len(seq) - CLIP < starts[-1] + CLIP
+        assert np.all(np.diff(starts) == CLIP)
+    assert {step for _, _, step in clips} == {1}
+    batches = list(sampler.batches(rng, 3, clips))
+    assert len(batches) == len(clips) // 3
+    kp, j3, has = batches[0]
+    assert kp.shape == (3, CLIP, 17, 2) and j3.shape == (3, CLIP, 17, 3) and has.dtype == np.float32
+    for (i, start, step), x, y, h in zip(clips[:3], kp, j3, has):
+        np.testing.assert_array_equal(x, seqs[i].keypoints_2d[start : start + CLIP])
+        assert h == (0.0 if i == 0 else 1.0)
+        assert (y == 0).all() if i == 0 else np.array_equal(y, seqs[i].joints_3d[start : start + CLIP])
+
+
+# --------------------------------------------------------------------------- training
+def test_a_few_training_steps_lower_the_loss_on_the_same_batch(h36m_dir):
+    seqs = Human36M(h36m_dir).sequences(("S1",), input_2d="gt")
+    kp, j3, has = next(ClipSampler(seqs, CLIP, CLIP).batches(np.random.default_rng(0), 4))
+    x, y, has = torch.from_numpy(kp), torch.from_numpy(j3), torch.from_numpy(has)
+    torch.manual_seed(0)
+    model = build_model("S", max_frames=CLIP, **TINY_MODEL)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(4):
+        loss, terms = training_loss(model(x), y, x, has)
+        assert set(terms) == {"mpjpe", "n_mpjpe", "velocity", "temporal"}
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        final = training_loss(model(x), y, x, has)[0].item()
+    assert all(math.isfinite(v) for v in losses)
+    assert final < losses[0]
+
+
+@pytest.fixture(scope="module")
+def trained_run(h36m_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    code = run_cli(["train", "--data", h36m_dir, "--config", tiny_config(out.parent), "--out", out,
+                    "--epochs", 1, "--steps-per-epoch", 3, "--device", "cpu"])
+    assert code == 0
+    return out
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_train_command_writes_a_run_folder(trained_run, h36m_dir):
+    assert {"config.json", "metrics.jsonl", "last.pt", "final.pt", "best.pt"} <= {p.name for p in trained_run.iterdir()}
+    (record,) = read_metrics(trained_run)
+    assert record["epoch"] == 1 and record["step"] == 3
+    assert all(math.isfinite(record[k]) for k in ("train_loss", "train_mpjpe", "val_p1", "val_p2"))
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["model"] == TINY_MODEL and config["clip_frames"] == CLIP and config["data"] == str(h36m_dir)
+    model, meta = load_weights(trained_run / "best.pt")
+    assert model.config.dim == 16 and model.config.max_frames == CLIP
+    assert meta["val"]["quick"]["p1"] == pytest.approx(record["val_p1"])
+    # the reference body is the training subjects' mean bone lengths, back in metres
+    expected = np.mean([bone_scale(s) for s in TRAIN_SUBJECTS], axis=0)
+    np.testing.assert_allclose(meta["reference_bone_lengths_m"], expected, atol=1e-4)
+    checkpoint = torch.load(trained_run / "last.pt", weights_only=True)
+    assert checkpoint["state"]["epoch"] == 1 and checkpoint["state"]["step"] == 3
+    final = torch.load(trained_run / "final.pt", weights_only=True)["state_dict"]
+    for name, value in checkpoint["state_dict"].items():
+        torch.testing.assert_close(final[name], value)
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_checkpoint(trained_run, tmp_path):
+    run = tmp_path / "resumed"
+    run.mkdir()
+    for name in ("config.json", "metrics.jsonl", "last.pt"):
+        (run / name).write_bytes((trained_run / name).read_bytes())
+    config = json.loads((run / "config.json").read_text())  # still names the old folder
+    before = torch.load(run / "last.pt", weights_only=True)["state_dict"]
+    assert run_cli(["train", "--out", run, "--epochs", 2, "--resume", "--device", "cpu"]) == 0
+    records = read_metrics(run)
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert records[1]["step"] == 6  # 3 more steps on top of the checkpoint's 3
+    assert records[1]["lr"] == pytest.approx(config["lr"] * config["lr_decay"])
+    after = torch.load(run / "last.pt", weights_only=True)
+    assert after["state"]["epoch"] == 2
+    assert any(not torch.equal(after["state_dict"][k], v) for k, v in before.items())
+    assert (run / "final.pt").is_file()
+    assert len(read_metrics(trained_run)) == 1  # a moved run folder resumes where it is now
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert run_cli(["train", "--out", tmp_path / "none", "--resume"]) != 0
+    err = capsys.readouterr().err
+    assert "no checkpoint" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- evaluation
+@pytest.mark.slow
+@pytest.mark.parametrize("input_2d", ["sh", "gt"])
+def test_eval_command_writes_protocol_json(trained_run, h36m_dir, tmp_path, input_2d):
+    out = tmp_path / "eval.json"
+    code = run_cli(["eval", "--data", h36m_dir, "--weights", trained_run / "best.pt", "--quick",
+                    "--input-2d", input_2d, "--json", out, "--device", "cpu"])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert set(result["per_action"]) == {"Walking", "Eating"}
+    values = [result["p1"], result["p2"]] + [v for a in result["per_action"].values() for v in (a["p1"], a["p2"])]
+    assert all(math.isfinite(v) and v > 0 for v in values)
+    # the protocol's mean is over actions; --quick scores one camera of each test view
+    assert result["p1"] == pytest.approx(np.mean([a["p1"] for a in result["per_action"].values()]))
+    assert result["p2"] == pytest.approx(np.mean([a["p2"] for a in result["per_action"].values()]))
+    assert result["frames"] == len(TEST_SUBJECTS) * len(RECORDINGS) * FRAMES
+    if input_2d == "sh":  # the same numbers as the run's own validation after its epoch
+        assert result["p1"] == pytest.approx(read_metrics(trained_run)[0]["val_p1"], rel=1e-5)
+
+
+# --------------------------------------------------------------------------- DDP
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes_matches_one_process_with_the_global_batch(h36m_dir, tmp_path):
+    """Two gloo ranks with batch 2 each average their gradients: the result equals one
+    process training on batches of 4 made of the same clips (no flips, no drop path)."""
+    backend = "fused" if "fused" in scan.available_backends("cpu") else "torch"
+    common = ["--data", h36m_dir, "--epochs", 1, "--steps-per-epoch", 2, "--device", "cpu", "--scan", backend]
+    ddp_out, single_out = tmp_path / "ddp", tmp_path / "single"
+    env = {**os.environ, "POSE3D_DDP_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "pose3d.cli", "train", "--config", str(tiny_config(tmp_path, batch_size=2, flip_prob=0.0)),
+           "--out", str(ddp_out), *map(str, common)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {"config.json", "metrics.jsonl", "last.pt", "final.pt", "best.pt"} <= {p.name for p in ddp_out.iterdir()}
+    (record,) = read_metrics(ddp_out)  # rank 0 alone writes
+    assert record["step"] == 2 and math.isfinite(record["train_loss"]) and math.isfinite(record["val_p1"])
+
+    single_config = tmp_path / "single.json"
+    single_config.write_text(json.dumps({"model": TINY_MODEL, "clip_frames": CLIP, "batch_size": 4, "flip_prob": 0.0}))
+    assert run_cli(["train", "--config", single_config, "--out", single_out, *common]) == 0
+    ddp = torch.load(ddp_out / "final.pt", weights_only=True)["state_dict"]
+    single = torch.load(single_out / "final.pt", weights_only=True)["state_dict"]
+    torch.manual_seed(0)  # what train() starts from (seed 0)
+    initial = build_model("S", max_frames=CLIP, **TINY_MODEL).state_dict()
+    assert set(ddp) == set(single)
+    for name, value in single.items():
+        torch.testing.assert_close(ddp[name], value, atol=2e-5, rtol=1e-4, msg=name)
+    # and the two steps did move the weights (the comparison is not between untouched copies)
+    assert sum(not torch.equal(single[k], initial[k]) for k in single) > len(single) // 2
