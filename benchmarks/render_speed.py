@@ -101,7 +101,8 @@ def main() -> None:
         megabytes = out.stat().st_size / 1e6
     w, h = stats["size"]
     print()
-    print("| source | frames | people | output | preset | seconds | frames/s | waiting on decode / draw / encode (s) | MB |")
+    print("| source | frames | people | output | preset | seconds | frames/s "
+          "| waiting on decode / draw / encode (s) | MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| {'none' if args.no_video else args.source} | {stats['frames']} | {args.people} | {w}x{h} | {args.preset} "
           f"| {stats['seconds']:.2f} | {stats['fps']:.1f} | {stats['seconds_decode']:.2f} / "

@@ -4,9 +4,9 @@ positions), read back, and forward kinematics to check them.
 What the file holds (docs/bvh.md has the long form):
 
 * Hierarchy: the 17 pose3d joints under their own names (pose3d.skeleton), root ``hip``, plus
-  three helper joints sitting on their parent (zero offset): ``lower_back`` (pelvis -> spine)
-  and ``left_collar`` / ``right_collar`` (thorax -> shoulders), so that every bone direction
-  is reproduced exactly. The five leaves (feet, head, wrists) end in an End Site (toes, top of
+  four helper joints sitting on their parent (zero offset): ``lower_back`` (pelvis -> spine),
+  ``neck_base`` (thorax -> neck) and ``left_collar`` / ``right_collar`` (thorax ->
+  shoulders), so that every bone direction is reproduced exactly. The five leaves (feet, head, wrists) end in an End Site (toes, top of
   the head, hands).
 * Rest pose: upright T-pose facing forward, all rotations zero. Bone offsets are the track's
   median bone lengths (or the ones given); the hips sit where the track's median pelvis has
@@ -52,11 +52,12 @@ _YUP_TO_ZUP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 _UNIT_SCALE = {"m": 1.0, "cm": 100.0}
 _X, _Y, _Z = np.eye(3)
 
-# The BVH skeleton: pose3d's 17 joints plus three helper joints that sit on their parent
-# (zero offset): lower_back (pelvis -> spine) and the collars (thorax -> shoulders). Without
-# them one rotation would have to place the hips and the spine, or the neck and both
-# shoulders, whose angles change in real motion (Human3.6M: shoulders off by up to 7 cm);
-# with them every bone direction is reproduced.
+# The BVH skeleton: pose3d's 17 joints plus four helper joints that sit on their parent
+# (zero offset), as in the CMU motion-capture skeleton: lower_back (pelvis -> spine),
+# neck_base (thorax -> neck) and the collars (thorax -> shoulders). Without them one rotation
+# would have to place the hips and the spine, or the neck and both shoulders, whose angles
+# change in real motion (Human3.6M: shoulders off by up to 7 cm); with them every bone
+# direction is reproduced, and the thorax turns with the chest, not with head nods.
 # Columns: name, parent, the pose3d joint it sits on, rest (T-pose, Y-up) direction of the
 # bone from its parent (None: helper, zero offset), Euler order (Y-up letters; the channel
 # order, R = R_1 @ R_2 @ R_3). The middle Euler axis is the one with the smallest range, so
@@ -74,7 +75,8 @@ _SKELETON = (
     ("lower_back", "hip", 0, None, "ZYX"),
     ("spine", "lower_back", 7, _Y, "ZYX"),
     ("thorax", "spine", 8, _Y, "ZXY"),
-    ("neck_nose", "thorax", 9, _Y, "ZYX"),
+    ("neck_base", "thorax", 8, None, "ZYX"),
+    ("neck_nose", "neck_base", 9, _Y, "ZYX"),
     ("head", "neck_nose", 10, _Y, "ZXY"),
     ("left_collar", "thorax", 8, None, "ZXY"),
     ("left_shoulder", "left_collar", 11, _X, "ZXY"),
@@ -97,15 +99,25 @@ _END_SITE = {_J["right_foot"]: 0.10 * _Z, _J["left_foot"]: 0.10 * _Z, _J["head"]
              _J["left_wrist"]: 0.08 * _X, _J["right_wrist"]: -0.08 * _X}
 # Joints turned by a frame built from two observed vectors (from, to): the first is matched
 # exactly, the second sets the twist about it. The pelvis: hip line, then the spine; the
-# thorax: the neck, then the shoulder line.
+# thorax (the chest): the spine's upper bone, then the shoulder line.
 _FRAME_VECTORS = {
     _J["hip"]: ((_J["right_hip"], _J["left_hip"]), (_J["hip"], _J["spine"])),
-    _J["thorax"]: ((_J["thorax"], _J["neck_nose"]), (_J["right_shoulder"], _J["left_shoulder"])),
+    _J["thorax"]: ((_J["spine"], _J["thorax"]), (_J["right_shoulder"], _J["left_shoulder"])),
+}
+
+# Knees and elbows bend like hinges: the twist of the thigh and upper arm follows the plane
+# of the bend, so that the knee and elbow turn about one fixed local axis (rest pose: across
+# the limb; knees bend backwards, elbows forwards). Joint -> rest hinge axis = rest bone x
+# rest direction of the next bone's bending.
+_HINGE_AXES = {
+    _J["right_hip"]: np.cross(-_Y, -_Z), _J["left_hip"]: np.cross(-_Y, -_Z),
+    _J["left_shoulder"]: np.cross(_X, _Z), _J["right_shoulder"]: np.cross(-_X, _Z),
 }
 
 # Twist of single-child joints: carried over from the previous frame (no flips), pulled back
-# towards the swing-only rotation from the rest pose at this rate (no drift), except where
-# that rotation is ill-defined (bone nearly opposite its rest direction).
+# towards a reference (swing-only from the rest pose, or the hinge) at this rate (no drift),
+# except where that reference is ill-defined (bone nearly opposite its rest direction, limb
+# straight).
 _TWIST_RETURN_DEG_PER_S = 180.0
 
 
@@ -269,21 +281,36 @@ def _rest_positions(offsets: np.ndarray) -> np.ndarray:
     return out
 
 
-def _single_child_rotations(rest_dir: np.ndarray, target: np.ndarray, dt: float) -> np.ndarray:
+def _single_child_rotations(rest_dir: np.ndarray, target: np.ndarray, dt: float,
+                            hinge: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """(N, 3, 3) local rotations taking ``rest_dir`` to ``target`` (N, 3), both in the parent's
-    frame, with a twist about the bone that changes smoothly (see _TWIST_RETURN_DEG_PER_S)."""
+    frame, with a twist about the bone that changes smoothly: carried over from the previous
+    frame, and pulled (at _TWIST_RETURN_DEG_PER_S) towards a reference where one is defined.
+
+    The reference is the swing-only rotation from the rest pose, or for a thigh or upper arm
+    (``hinge``: rest hinge axis, (N, 3) observed direction of the next bone) the rotation
+    whose hinge axis lies across the plane in which the knee or elbow bends."""
     swing_only = _swing(rest_dir, target)
+    # how far the swing-only rotation can be trusted: 1 up to 120 degrees from rest, 0 past ~154
+    weight = np.clip((target @ rest_dir + 0.9) / 0.4, 0.0, 1.0)
+    reference = np.zeros(len(target))  # twist of the reference over the swing-only rotation
+    if hinge is not None:
+        rest_axis, next_bone = hinge
+        cross = np.cross(target, next_bone)
+        bent = np.clip((np.linalg.norm(cross, axis=-1) - 0.17) / 0.33, 0.0, 1.0)  # sin: 10..30 degrees
+        hinged = _frame(target, cross) @ _frame(rest_dir, rest_axis).T
+        reference = np.where(bent > 0, _twist_angle(hinged, swing_only, target), 0.0)
+        weight = np.where(bent > 0, bent, weight)
     # twist of each frame's swing-only rotation relative to the previous one moved minimally
     carried = _swing(target[:-1], target[1:]) @ swing_only[:-1]
     delta = _twist_angle(swing_only[1:], carried, target[1:])
-    # how far the swing-only rotation can be trusted: 1 up to 120 degrees from rest, 0 past ~154
-    trust = np.clip((target @ rest_dir + 0.9) / 0.4, 0.0, 1.0)
     max_return = math.radians(_TWIST_RETURN_DEG_PER_S) * dt
-    twist = [0.0]  # extra twist on top of the swing-only rotation, per frame
-    for d, w in zip(delta.tolist(), trust[1:].tolist()):
-        psi = (twist[-1] - d + math.pi) % (2 * math.pi) - math.pi
+    twist = [float(reference[0])]  # twist on top of the swing-only rotation, per frame
+    for d, ref, w in zip(delta.tolist(), reference[1:].tolist(), weight[1:].tolist()):
+        psi = twist[-1] - d
+        off = (psi - ref + math.pi) % (2 * math.pi) - math.pi
         step = max_return * w
-        twist.append(psi - min(max(psi, -step), step))
+        twist.append(psi - min(max(off, -step), step))
     return _axis_angle(target, np.array(twist)) @ swing_only
 
 
@@ -306,8 +333,13 @@ def _solve_local_rotations(directions: np.ndarray, positions: np.ndarray, offset
                 miss = glob[:, j] @ offsets[c] - (positions[:, c] - positions[:, j])
                 residual = max(residual, float(np.linalg.norm(miss, axis=-1).max()))
         elif moved:  # one child (helpers included): swing with a smooth twist
-            target = np.einsum("nji,nj->ni", parent, directions[:, moved[0]])  # in the parent's frame
-            glob[:, j] = parent @ _single_child_rotations(_unit(offsets[moved[0]]), target, dt)
+            child = moved[0]
+            target = np.einsum("nji,nj->ni", parent, directions[:, child])  # in the parent's frame
+            hinge = None
+            if j in _HINGE_AXES:
+                next_bone = np.einsum("nji,nj->ni", parent, directions[:, _CHILDREN[child][0]])
+                hinge = (_HINGE_AXES[j], next_bone)
+            glob[:, j] = parent @ _single_child_rotations(_unit(offsets[child]), target, dt, hinge)
         else:  # leaves: nothing observed turns them
             glob[:, j] = parent
         local[:, j] = np.swapaxes(parent, -1, -2) @ glob[:, j]

@@ -251,6 +251,15 @@ def export(
     err_console.print(f"{result_file} -> {output}", highlight=False)
 
 
+class X264Preset(str, Enum):
+    ultrafast = "ultrafast"
+    superfast = "superfast"
+    veryfast = "veryfast"
+    faster = "faster"
+    fast = "fast"
+    medium = "medium"
+
+
 @app.command()
 def render(
     result_file: Path = typer.Argument(..., metavar="RESULT", help="A pose3d result (.json or .npz)."),
@@ -258,6 +267,9 @@ def render(
     video: Optional[Path] = typer.Option(None, "--video", help="Source video (default: the path in the result)."),
     png: Optional[Path] = typer.Option(None, "--png", help="Also (or, without -o, only) write a still summary of a few frames."),
     frames: int = typer.Option(4, "--png-frames", min=1, max=16, help="Frames in the --png summary."),
+    track: Optional[list[int]] = typer.Option(None, "--track", help="Only these track ids (repeat for several)."),
+    size: int = typer.Option(720, "--size", min=120, max=2160, help="Output height in pixels."),
+    preset: X264Preset = typer.Option(X264Preset.veryfast, "--preset", help="x264 speed: ultrafast is fastest with the biggest files."),
 ) -> None:
     """Source video with the 2D skeleton beside a 3D view of it, as H.264 mp4."""
     from .export import read_result
@@ -275,10 +287,10 @@ def render(
         if path is not None:
             check_writable_dir(path)
     if png is not None:
-        render_summary(result, png, video=video, num_frames=frames)
+        render_summary(result, png, video=video, num_frames=frames, track_ids=track or None)
         err_console.print(f"{result_file} -> {png}", highlight=False)
     if output is not None:
-        stats = render_video(result, output, video=video)
+        stats = render_video(result, output, video=video, track_ids=track or None, size=size, preset=preset.value)
         err_console.print(f"{result_file} -> {output} ({stats.get('frames', '?')} frames, "
                           f"{stats.get('fps', 0):.1f} frames/s)", highlight=False)
 
@@ -372,7 +384,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=err_console, show_path=False)])
     try:
-        app(args=argv, prog_name="pose3d", standalone_mode=False)
+        # standalone_mode=False: click returns 130 for Ctrl-C instead of raising it
+        code = app(args=argv, prog_name="pose3d", standalone_mode=False)
+        if code == 130:
+            raise KeyboardInterrupt
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except Pose3dError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

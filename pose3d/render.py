@@ -275,8 +275,8 @@ class _Renderer:
             cv2.line(image, a, b, colour, width, cv2.LINE_AA, SHIFT)
         for j in range(len(JOINT_NAMES)):
             if confident[j] or interpolated:
-                cv2.circle(image, tuple(points[j]), thick * ONE, INTERPOLATED_COLOUR if interpolated else JOINT_COLOURS[j],
-                           -1, cv2.LINE_AA, SHIFT)
+                colour = INTERPOLATED_COLOUR if interpolated else JOINT_COLOURS[j]
+                cv2.circle(image, tuple(points[j]), thick * ONE, colour, -1, cv2.LINE_AA, SHIFT)
         label = f"#{track.id} interp" if interpolated else f"#{track.id}"
         x, y = track.label_2d[row]
         self._text(image, label, (int(x) - 10, max(int(y), 12)), INTERPOLATED_COLOUR if interpolated else TEXT_COLOUR,

@@ -128,8 +128,8 @@ def test_forward_kinematics_reproduces_input(tmp_path, up, units):
     cam, bvh = _roundtrip(tmp_path, joints, up=up, units=units)
     # pose3d's joints under their own names and parents, plus the helpers on the way
     assert bvh.joint_names == list(BVH_JOINT_NAMES) and bvh.parents == list(BVH_PARENTS)
-    assert set(bvh.joint_names) == set(JOINT_NAMES) | {"lower_back", "left_collar", "right_collar"}
-    helpers = {"lower_back": "hip", "left_collar": "thorax", "right_collar": "thorax"}
+    helpers = {"lower_back": "hip", "neck_base": "thorax", "left_collar": "thorax", "right_collar": "thorax"}
+    assert set(bvh.joint_names) == set(JOINT_NAMES) | set(helpers)
     for j, name in enumerate(JOINT_NAMES[1:], start=1):
         parent = bvh.joint_names[bvh.parents[bvh.joint_names.index(name)]]
         assert helpers.get(parent, parent) == JOINT_NAMES[PARENTS[j]]
