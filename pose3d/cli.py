@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -336,7 +337,8 @@ def train(
             raise InputError(f"--frame-steps must be comma-separated integers, not {frame_steps!r}") from None
     values.update(device=device.value, scan=scan.value)
     best = run_training(TrainConfig(**values), resume=resume)
-    err_console.print(f"weights: {best}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, once
+        err_console.print(f"weights: {best}")
 
 
 @app.command("eval")

@@ -186,7 +186,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     meta = {"preset": config.preset, "clip_frames": config.clip_frames,
             "fps": config.data_fps / min(config.frame_steps), "frame_steps": list(config.frame_steps),
             "train_data": data_desc, "reference_bone_lengths_m": mean_bone_lengths_m(train_seqs)}
-    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    ddp_model = (torch.nn.parallel.DistributedDataParallel(model, gradient_as_bucket_view=True)
+                 if world > 1 else model)
 
     last_save = time.monotonic()
     for epoch in range(state["epoch"], config.epochs):
