@@ -3,19 +3,23 @@ positions), read back, and forward kinematics to check them.
 
 What the file holds (docs/bvh.md has the long form):
 
-* Hierarchy: the 17 pose3d joints under their own names (pose3d.skeleton), root ``hip``, plus
-  four helper joints sitting on their parent (zero offset): ``lower_back`` (pelvis -> spine),
-  ``neck_base`` (thorax -> neck) and ``left_collar`` / ``right_collar`` (thorax ->
-  shoulders), so that every bone direction is reproduced exactly. The five leaves (feet, head, wrists) end in an End Site (toes, top of
-  the head, hands).
+* Hierarchy: the 17 pose3d joints under their own names (pose3d.skeleton), root ``hip``,
+  plus four helper joints that sit on their parent (zero offset): ``lower_back`` (pelvis ->
+  spine), ``neck_base`` (thorax -> neck), ``left_collar`` / ``right_collar`` (thorax ->
+  shoulders). With them every bone direction is reproduced exactly. The five leaves (feet,
+  head, wrists) end in an End Site (toes, top of the head, hands).
 * Rest pose: upright T-pose facing forward, all rotations zero. Bone offsets are the track's
   median bone lengths (or the ones given); the hips sit where the track's median pelvis has
-  them. Forward kinematics reproduces the input joints with those bone lengths.
+  them. Forward kinematics gives back the input joints with those bone lengths.
+* Rotations: solved per joint from the observed bone directions. Pelvis and thorax from two
+  vectors each (hip line and spine; spine and shoulder line); every other joint turns its one
+  bone by the smallest rotation, with the twist about the bone carried over smoothly from
+  frame to frame and pulled back slowly to a reference: thighs and upper arms follow the plane
+  in which the knee or elbow bends, so that knees and elbows turn like hinges.
 * Channels: root ``Xposition Yposition Zposition`` + 3 rotations, every other joint 3
-  rotations, degrees. Rotation order per joint, written in each CHANNELS line: the middle axis
-  of each Euler triple is the one with the smallest range (its gimbal lock is not reached in
-  normal motion). Angles are unwrapped: no 360-degree jumps between frames; twist about a bone
-  is carried over smoothly from frame to frame.
+  rotations, degrees, in the order written in each CHANNELS line (R = R_1 @ R_2 @ R_3).
+  The order is chosen per joint to keep away from gimbal lock; angles are unwrapped (no
+  360-degree jumps between frames).
 * Axes: ``up="y"``: Y up, the person (in rest pose) faces +Z, their left is +X: the usual BVH
   convention. ``up="z"``: Z up, facing -Y, left +X: Blender's own axes. Either way a person
   facing the video's camera faces the viewer of the front view, their left hip on +X.
@@ -59,11 +63,11 @@ _X, _Y, _Z = np.eye(3)
 # change in real motion (Human3.6M: shoulders off by up to 7 cm); with them every bone
 # direction is reproduced, and the thorax turns with the chest, not with head nods.
 # Columns: name, parent, the pose3d joint it sits on, rest (T-pose, Y-up) direction of the
-# bone from its parent (None: helper, zero offset), Euler order (Y-up letters; the channel
-# order, R = R_1 @ R_2 @ R_3). The middle Euler axis is the one with the smallest range, so
-# gimbal lock is not reached in normal motion: the bone's own (twist) axis for joints turning
-# a vertical bone (Y) or a horizontal arm bone (X), left-right (X) for the pelvis and thorax,
-# which turn freely about the vertical.
+# bone from its parent (None: helper, zero offset), preferred Euler order (Y-up letters).
+# Its middle axis, where gimbal lock sits at +-90 degrees, is the one with the smallest range:
+# the bone's own (twist) axis for joints turning a vertical bone (Y) or an arm bone (X), and
+# left-right (X) for the pelvis and thorax, which turn freely about the vertical. A joint
+# whose track still comes within 30 degrees of that lock gets the order farthest from it.
 _SKELETON = (
     ("hip", None, 0, None, "ZXY"),
     ("right_hip", "hip", 1, -_X, "ZYX"),
@@ -188,6 +192,17 @@ _AXIS_INDEX = {"X": 0, "Y": 1, "Z": 2}
 def _axis_rotation(axis: str, degrees: np.ndarray) -> np.ndarray:
     vec = np.eye(3)[_AXIS_INDEX[axis]]
     return _axis_angle(np.broadcast_to(vec, np.shape(degrees) + (3,)), np.radians(degrees))
+
+
+def _euler_order(rot: np.ndarray, preferred: str) -> str:
+    """``preferred``, unless the rotations (N, 3, 3) come within 30 degrees of its gimbal lock
+    (middle angle +-90); then the Tait-Bryan order that stays farthest from its lock."""
+    def closeness(order: str) -> float:  # largest |sin(middle angle)|
+        i, _, k = (_AXIS_INDEX[a] for a in order)
+        return float(np.abs(rot[:, i, k]).max())
+    if closeness(preferred) < math.sin(math.radians(60)):
+        return preferred
+    return min([preferred] + ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"], key=closeness)
 
 
 def _euler_from_matrices(rot: np.ndarray, order: str) -> np.ndarray:
@@ -425,7 +440,7 @@ def write_bvh(path: str | Path, joints_m, fps: float, *, root_m=None, up: str = 
     scale = _UNIT_SCALE[units]
     axes = np.eye(3) if up == "y" else _YUP_TO_ZUP
     letters = {"X": "X", "Y": "Y", "Z": "Z"} if up == "y" else {"X": "X", "Y": "Z", "Z": "Y"}
-    orders = ["".join(letters[a] for a in order) for order in _ORDERS_YUP]
+    orders = ["".join(letters[a] for a in _euler_order(local[:, j], order)) for j, order in enumerate(_ORDERS_YUP)]
     local = axes @ local @ axes.T
     columns = [root_world @ axes.T * scale]
     columns += [_euler_from_matrices(local[:, j], orders[j]) for j in range(len(_SKELETON))]
@@ -434,7 +449,7 @@ def write_bvh(path: str | Path, joints_m, fps: float, *, root_m=None, up: str = 
     text = io.StringIO()
     text.write("HIERARCHY\n")
     _write_joint(text, 0, offsets @ axes.T * scale, orders, {j: axes @ e * scale for j, e in _END_SITE.items()}, 0)
-    text.write(f"MOTION\nFrames: {len(motion)}\nFrame Time: {1.0 / float(fps):.9g}\n")
+    text.write(f"MOTION\nFrames: {len(motion)}\nFrame Time: {1.0 / float(fps):.12g}\n")
     np.savetxt(text, motion, fmt="%.6f")
     atomic_write_text(path, text.getvalue())
     log.info("wrote %s: %d frames at %.3g fps, up=%s, units=%s", path, len(motion), fps, up, units)

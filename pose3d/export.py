@@ -225,6 +225,7 @@ def write_result(result: LiftResult, path: str | Path, *, track_id: int | None =
         from .bvh import write_bvh
 
         track = select_track(result, track_id)
-        write_bvh(path, track.joints_3d, result.video.fps, root_m=track.root_positions(), **(bvh_options or {}))
+        write_bvh(path, track.joints_3d, result.video.fps, root_m=track.root_positions(), person_up=track.up,
+                  **(bvh_options or {}))
     else:
         raise InputError(f"{path}: unknown output type {suffix or '(none)'}; use .json, .npz, .csv or .bvh")

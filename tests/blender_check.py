@@ -1,6 +1,6 @@
 """Import a BVH file into Blender with the default importer options and check the result.
 
-Run by Blender's own Python (3.11 in Blender 3.4):
+Run by Blender's Python (Debian's Blender 3.4 runs the system's Python 3.11):
 
     blender -b --factory-startup --python-exit-code 1 --python tests/blender_check.py -- FILE.bvh EXPECTED.json
 
@@ -15,7 +15,8 @@ EXPECTED.json (written by tests/test_bvh.py):
                   with forward = (left_hip - right_hip) x up; checked to within 45 degrees
 
 Always checked at the check frames: head above the pelvis, both ankles below it (Z up).
-Exits with a non-zero code (an exception, with --python-exit-code 1) when a check fails.
+Prints one 'blender_check OK: ...' line, or a 'blender_check FAIL: ...' line per failed check
+and exits with code 1.
 """
 
 import builtins
