@@ -259,26 +259,23 @@ def cell_memory(r: dict | None) -> str:
 
 def print_tables(results: dict, args, devices: list[str], backends: dict[str, list[str]]) -> None:
     titles = {m: MODE_TITLES[m].format(batch=args.batch, train_batch=args.train_batch) for m in args.modes}
+
+    def table(heading: str, device: str, cell) -> None:
+        print(f"\n### {heading}\n")
+        print("| preset | T | scan | " + " | ".join(titles[m] for m in args.modes) + " |")
+        print("|---|---:|---|" + "---:|" * len(args.modes))
+        for preset in args.presets:
+            for T in args.frames:
+                for backend in backends[device]:
+                    cells = [cell(results.get((device, backend, m, preset, T))) for m in args.modes]
+                    print(f"| {preset} | {T} | {backend} | " + " | ".join(cells) + " |")
+
     for device in devices:
         name = "CPU" if device == "cpu" else "CUDA"
-        print(f"\n### {name}: frames per second (milliseconds per call)\n")
-        print("| preset | T | scan | " + " | ".join(titles[m] for m in args.modes) + " |")
-        print("|---|---:|---|" + "---:|" * len(args.modes))
-        for preset in args.presets:
-            for T in args.frames:
-                for backend in backends[device]:
-                    cells = [cell_speed(results.get((device, backend, m, preset, T))) for m in args.modes]
-                    print(f"| {preset} | {T} | {backend} | " + " | ".join(cells) + " |")
+        table(f"{name}: frames per second (milliseconds per call)", device, cell_speed)
         kind = ("peak allocated above weights and inputs (torch.cuda.max_memory_allocated)" if device != "cpu"
                 else "growth of the peak resident set size above the resident size before the first call")
-        print(f"\n### {name}: peak memory, MiB ({kind})\n")
-        print("| preset | T | scan | " + " | ".join(titles[m] for m in args.modes) + " |")
-        print("|---|---:|---|" + "---:|" * len(args.modes))
-        for preset in args.presets:
-            for T in args.frames:
-                for backend in backends[device]:
-                    cells = [cell_memory(results.get((device, backend, m, preset, T))) for m in args.modes]
-                    print(f"| {preset} | {T} | {backend} | " + " | ".join(cells) + " |")
+        table(f"{name}: peak memory, MiB ({kind})", device, cell_memory)
 
 
 def parse_args(argv=None):
