@@ -303,3 +303,12 @@ def test_ddp_with_two_cpu_processes_matches_one_process_with_the_global_batch(h3
         torch.testing.assert_close(ddp[name], value, atol=2e-5, rtol=1e-4, msg=name)
     # and the two steps did move the weights (the comparison is not between untouched copies)
     assert sum(not torch.equal(single[k], initial[k]) for k in single) > len(single) // 2
+
+
+@pytest.mark.parametrize("name", ["train_cpu_s81.toml", "finetune_own_data.toml"])
+def test_example_configs_are_valid_training_options(name):
+    from pose3d.train import TrainConfig
+
+    values = TrainConfig.from_file(Path(__file__).resolve().parents[1] / "examples" / name)
+    config = TrainConfig(**values)
+    assert config.clip_frames == 81 and config.epochs > 0
