@@ -158,7 +158,7 @@ def lift(
     seconds = time.perf_counter() - started
     frames = result.video.num_frames
     ids = ", ".join(str(t.id) for t in result.tracks)
-    err_console.print(f"{Path(result.video.path).name}: {frames} frames, {len(result.tracks)} "
+    err_console.print(f"{Path(result.video.path).name}: {frames} frame{'s' if frames != 1 else ''}, {len(result.tracks)} "
                       f"{'person' if len(result.tracks) == 1 else 'people'} (track {ids}), {seconds:.1f} s "
                       f"({frames / max(seconds, 1e-9):.1f} frames/s) -> {output}" + (f", {bvh}" if bvh else ""),
                       highlight=False, soft_wrap=True)
