@@ -2,7 +2,7 @@
 """Speed and peak memory of the PoseMamba lifter, printed as markdown tables.
 
 For each device (CPU, and CUDA when present), scan backend (``pose3d.scan.available_backends``),
-preset (S, B, L) and clip length T (27, 81, 243) it measures
+preset (XS, S, B, L) and clip length T (27, 81, 243) it measures
 
 * inference at batch 1 and batched (``--batch``, default 8 clips): ``model.eval()`` under
   ``torch.inference_mode()``, one forward pass on (B, T, 17, 2);
@@ -49,7 +49,7 @@ from pathlib import Path
 
 MODES = ("infer1", "infer", "train")
 MODE_TITLES = {"infer1": "inference, batch 1", "infer": "inference, batch {batch}", "train": "training step, batch {train_batch}"}
-PRESET_ORDER = ("S", "B", "L")
+PRESET_ORDER = ("XS", "S", "B", "L")
 
 
 # --------------------------------------------------------------------------- worker (one configuration)
@@ -283,7 +283,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", help="comma-separated: cpu, cuda (default: cpu, and cuda when present)")
     parser.add_argument("--backends", help="comma-separated scan backends (default: every available one per device)")
-    parser.add_argument("--presets", default="S,B,L")
+    parser.add_argument("--presets", default="XS,S,B,L")
     parser.add_argument("--frames", default="27,81,243", help="clip lengths T")
     parser.add_argument("--modes", default=",".join(MODES), help="infer1 (batch 1), infer (--batch), train")
     parser.add_argument("--batch", type=int, default=8, help="clips per batched inference call")

@@ -303,7 +303,7 @@ def train(
     data: Optional[Path] = typer.Option(None, "--data", help="Human3.6M folder (poses_3d.npz, sh_2d.npz, cameras.json)."),
     user_data: Optional[Path] = typer.Option(None, "--user-data", help="Your own .npz of 2D keypoints (+ 3D poses); see docs/training.md."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (checkpoints, metrics.jsonl)."),
-    preset: Optional[str] = typer.Option(None, help="PoseMamba size: S, B or L."),
+    preset: Optional[str] = typer.Option(None, help="PoseMamba size: XS, S, B or L."),
     clip_frames: Optional[int] = typer.Option(None, "--clip-frames", "-T", help="Frames per training clip."),
     epochs: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),

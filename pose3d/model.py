@@ -9,7 +9,6 @@ z depth), which the codec turns into metres.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -41,7 +40,10 @@ class PoseMambaConfig:
 
 
 # Published configurations: S 1,470,211, B 4,742,659, L 9,450,499 trainable parameters.
+# XS is this project's own: a quarter of S's width and half its depth, small enough to train
+# and run fast on a laptop CPU (docs/model.md).
 PRESETS: dict[str, PoseMambaConfig] = {
+    "XS": PoseMambaConfig(dim=32, depth=5),
     "S": PoseMambaConfig(dim=64, depth=10),
     "B": PoseMambaConfig(dim=128, depth=10),
     "L": PoseMambaConfig(dim=128, depth=20),
@@ -49,7 +51,7 @@ PRESETS: dict[str, PoseMambaConfig] = {
 
 
 def build_model(preset: str = "S", **overrides) -> "PoseMamba":
-    """A PoseMamba network for ``preset`` ('S', 'B' or 'L'); keyword overrides change any field
+    """A PoseMamba network for ``preset`` ('XS', 'S', 'B' or 'L'); keyword overrides change any field
     of :class:`PoseMambaConfig`, and ``scan_backend`` picks the selective scan backend."""
     if preset.upper() not in PRESETS:
         raise ValueError(f"unknown PoseMamba preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -122,9 +124,10 @@ class SpatioTemporalSSM(nn.Module):
         return self.out_proj(y)
 
 
-@functools.lru_cache(maxsize=64)
 def scan_orders(T: int, J: int, device: torch.device) -> torch.Tensor:
-    """(4, T * J) grid positions visited by the four scan directions, grid = frame-major."""
+    """(4, T * J) grid positions visited by the four scan directions, grid = frame-major.
+
+    Not cached: a tensor made under inference mode cannot be saved for a later backward."""
     frame_major = torch.arange(T * J, device=device)
     joint_major = frame_major.reshape(T, J).t().reshape(-1)
     return torch.stack([frame_major, joint_major, frame_major.flip(0), joint_major.flip(0)])

@@ -16,7 +16,7 @@ def test_parameter_count_matches_public_code(preset):
     assert abs(count - PUBLISHED_PARAMETERS[preset]) <= 0.03 * PUBLISHED_PARAMETERS[preset]
 
 
-@pytest.mark.parametrize("preset", ["S", "B", "L"])
+@pytest.mark.parametrize("preset", ["XS", "S", "B", "L"])
 def test_random_input_gives_finite_output_at_243_frames(preset):
     model = build_model(preset).eval()
     with torch.inference_mode():
