@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "pose3d-weights"
 VERSION = 1
-DEFAULT_WEIGHTS_NAME = "posemamba_s_h36m.pt"
+DEFAULT_WEIGHTS_NAME = "posemamba_xs_h36m.pt"
 
 
 def default_weights_path() -> Path:

@@ -196,7 +196,7 @@ def test_batch_ctrl_c_keeps_finished_files_and_resumes(tmp_path, weights):
                "--weights", str(weights)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not list((tmp_path / "out").glob("*.json")) and time.monotonic() < deadline:
+    while not list((tmp_path / "out").glob("[!.]*.json")) and time.monotonic() < deadline:  # a finished output
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)

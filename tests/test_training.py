@@ -305,10 +305,10 @@ def test_ddp_with_two_cpu_processes_matches_one_process_with_the_global_batch(h3
     assert sum(not torch.equal(single[k], initial[k]) for k in single) > len(single) // 2
 
 
-@pytest.mark.parametrize("name", ["train_cpu_s81.toml", "finetune_own_data.toml"])
+@pytest.mark.parametrize("name", ["train_cpu_xs27.toml", "finetune_own_data.toml"])
 def test_example_configs_are_valid_training_options(name):
     from pose3d.train import TrainConfig
 
     values = TrainConfig.from_file(Path(__file__).resolve().parents[1] / "examples" / name)
     config = TrainConfig(**values)
-    assert config.clip_frames == 81 and config.epochs > 0
+    assert config.clip_frames in (27, 81) and config.epochs > 0
