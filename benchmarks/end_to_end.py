@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -60,7 +61,7 @@ def looped(video: Path, seconds: float, folder: Path) -> Path:
     duration = capture.get(cv2.CAP_PROP_FRAME_COUNT) / capture.get(cv2.CAP_PROP_FPS)
     capture.release()
     out = folder / f"loop_{int(seconds)}s{video.suffix}"
-    loops = max(0, int(round(seconds / duration)) - 1)
+    loops = max(0, math.ceil(seconds / duration) - 1)  # then -t cuts to the exact length
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-stream_loop", str(loops),
                     "-i", str(video), "-t", str(seconds), "-c", "copy", str(out)], check=True)
     return out
