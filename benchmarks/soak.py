@@ -65,7 +65,9 @@ def main() -> None:
     rows = []
 
     started = time.monotonic()
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # SIG_DFL in the child: a background shell job would otherwise pass SIGINT down as ignored
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     while len([p for p in outputs(results) if p.suffix == ".json" and not p.name.startswith(".")]) < 6:
         if first.poll() is not None:
             break

@@ -188,13 +188,19 @@ def test_batch_with_workers_isolates_failures(tmp_path, capsys, weights):
     assert files(tmp_path / "out") == []
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # then Python installs its KeyboardInterrupt handler
+
+
 def test_batch_ctrl_c_keeps_finished_files_and_resumes(tmp_path, weights):
     _video_tree(tmp_path / "in", good=4, frames=20)
     script = ("import sys; sys.path.insert(0, sys.argv[1]); from helpers import use_fake_backend; "
               "use_fake_backend(delay=0.05); from pose3d.cli import main; main(sys.argv[2:])")
     command = [sys.executable, "-c", script, str(TESTS), "lift", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
                "--weights", str(weights)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    # SIGINT as in a terminal, even when the test runner itself runs in the background
+    # (a shell's background jobs start with SIGINT ignored, and children inherit that)
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 120
     while not list((tmp_path / "out").glob("[!.]*.json")) and time.monotonic() < deadline:  # a finished output
         time.sleep(0.05)
