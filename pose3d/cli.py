@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from .errors import InputError, Interrupted, Pose3dError
+from .errors import DependencyError, InputError, Interrupted, Pose3dError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Turn videos of people into 3D human poses (2D keypoints + the PoseMamba lifter).")
@@ -188,9 +188,11 @@ def _lift_folder(root: Path, out_dir: Optional[Path], pattern: str, workers: int
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: batch mode writes a folder of results; this is a file")
     weights_file = weights or default_weights_path()
-    if not weights_file.is_file():
-        raise InputError(f"weights file not found: {weights_file}")
-    jobs, outcomes = plan_jobs(root, out_dir, pattern, settings, file_sha256(weights_file), "." + fmt)
+    found = weights_file.is_file()
+    # the folder's own problems (no videos, unwritable output) come first
+    jobs, outcomes = plan_jobs(root, out_dir, pattern, settings, file_sha256(weights_file) if found else "", "." + fmt)
+    if not found:
+        raise (InputError if weights else DependencyError)(f"weights file not found: {weights_file}")
     err_console.print(f"{len(jobs) + len(outcomes)} videos: {len(outcomes)} already done, {len(jobs)} to do "
                       f"({workers} worker{'s' if workers > 1 else ''})", highlight=False)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
