@@ -76,3 +76,13 @@ def test_fused_and_torch_backends_agree_on_the_whole_model():
 def test_unknown_preset_is_a_clear_error():
     with pytest.raises(ValueError, match="preset"):
         build_model("XL")
+
+
+def test_training_works_after_inference_at_the_same_clip_length():
+    """Nothing made under inference mode (cached index tensors) may leak into a later backward."""
+    model = build_model("S", dim=8, depth=1, max_frames=9)
+    x = torch.randn(1, 9, 17, 2)
+    with torch.inference_mode():
+        model.eval()(x)
+    model.train()(x).square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
