@@ -416,6 +416,13 @@ def _fail(message: str, code: int) -> None:
     if _debug:
         raise
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    if code == Interrupted.exit_code:
+        # Cleanup (temporary files, worker pools) ran while the interrupt unwound. Skip the
+        # interpreter's teardown: a native thread still inside OpenCV or mediapipe when it
+        # starts can abort the process ("FATAL: exception not rethrown") instead of exiting 130.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 

@@ -144,3 +144,25 @@ def test_results_of_a_newer_schema_or_corrupt_are_refused(result, tmp_path):
     with pytest.raises(InputError, match="unknown output type"):
         write_result(result, tmp_path / "out.txt")
     assert not (tmp_path / "out.txt").exists()
+
+
+def test_an_interrupted_2d_pass_stops_the_decoder_thread(tmp_path):
+    """Ctrl-C in the 2D stage stops the decoding thread before the interrupt leaves the
+    stage: a thread left inside OpenCV at interpreter shutdown can abort the process."""
+    import threading
+
+    from helpers import FakeBackend, write_video
+
+    from pose3d.keypoints import extract_tracks
+    from pose3d.video import open_source
+
+    class InterruptedBackend(FakeBackend):
+        def find_people(self, frame):
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            return super().find_people(frame)
+
+    source = open_source(write_video(tmp_path / "v.mp4", frames=40))
+    with pytest.raises(KeyboardInterrupt):
+        extract_tracks(source, InterruptedBackend(), people="all")
+    assert not [t for t in threading.enumerate() if t.name == "pose3d-decode"]

@@ -79,9 +79,12 @@ def _run(source: FrameSource, backend, max_gap: int, single: bool, detect_every:
     tracking = hasattr(backend, "track")
     if tracking:
         backend.start(source.info.fps, single=single)
-    with getattr(backend, "quiet", contextlib.nullcontext)(), progress_bar() as progress:
+    # closing(): an exception (Ctrl-C) stops the decoder thread here, not at interpreter exit,
+    # where a daemon thread still inside OpenCV's C++ code aborts the process
+    with getattr(backend, "quiet", contextlib.nullcontext)(), progress_bar() as progress, \
+            contextlib.closing(iter(source)) as frames:
         task = progress.add_task(f"2D keypoints ({backend.name})", total=source.info.num_frames)
-        for index, frame in source:
+        for index, frame in frames:
             found = backend.track(frame, index) if tracking else []
             if not single and (index % detect_every == 0 or not tracker.open):
                 found += [d for d in backend.find_people(frame) if all(box_iou(d.box, f.box) < 0.5 for f in found)]
