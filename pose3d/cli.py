@@ -94,6 +94,7 @@ def lift(
     height: Optional[float] = typer.Option(None, "--height", help="The person's height in metres (default: average Human3.6M body)."),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Flip averaging (slower, more accurate)."),
     postprocess: bool = typer.Option(True, "--postprocess/--raw", help="Smoothing, constant bone lengths and floor contact."),
+    max_gap: float = typer.Option(0.5, "--max-gap", help="Seconds a person may go undetected and be filled in by interpolation (marked); a longer gap splits the track."),
     bvh: Optional[Path] = typer.Option(None, "--bvh", help="Also write the main (or --person) track as BVH."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Lifter weights (default: the shipped ones)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Windows per forward pass."),
@@ -125,7 +126,7 @@ def lift(
         options["device"] = "cuda" if device != DeviceChoice.cpu and _cuda() else "cpu"
     settings = LiftSettings(backend=backend.value, backend_options=options, people="all" if all_people else "main",
                             person=person, height_m=height, flip=flip, postprocess=postprocess,
-                            batch_size=batch_size).check()
+                            max_gap_seconds=max_gap, batch_size=batch_size).check()
 
     if source is not None and keypoints is None and source.is_dir() and not any(
             p.suffix.lower() in IMAGE_EXTENSIONS for p in source.iterdir() if p.is_file()):

@@ -34,6 +34,7 @@ from .tracks import LiftResult, Track2D, Track3D, VideoInfo
 log = logging.getLogger(__name__)
 
 MIN_HEIGHT_M, MAX_HEIGHT_M = 0.5, 2.6
+MAX_GAP_SECONDS = 5.0  # interpolating longer gaps would invent the motion
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class LiftSettings:
         if self.height_m is not None and not (MIN_HEIGHT_M <= self.height_m <= MAX_HEIGHT_M):
             raise InputError(f"--height is in metres and must lie in [{MIN_HEIGHT_M}, {MAX_HEIGHT_M}], "
                              f"not {self.height_m}")
+        if not (0 < self.max_gap_seconds <= MAX_GAP_SECONDS):
+            raise InputError(f"--max-gap is in seconds and must lie in (0, {MAX_GAP_SECONDS:g}], not {self.max_gap_seconds}")
         if self.batch_size < 1:
             raise InputError("--batch-size must be at least 1")
         return self

@@ -80,6 +80,20 @@ def test_keypoint_file_gaps_become_interpolated_frames(tmp_path, lifter):
     assert len(load_keypoints(path)[0][0]) == 10
 
 
+def test_max_gap_decides_between_filling_and_splitting(tmp_path, lifter):
+    path = keypoint_file(tmp_path / "walk.npz", frames=60)
+    data = dict(np.load(path))
+    data["keypoints"][20:41] = np.nan  # 21 frames = 0.7 s at 30 fps
+    np.savez(path, **data)
+    split = lift_keypoints(path, lifter, LiftSettings(people="all"))
+    assert [len(t.frames) for t in split.tracks] == [20, 19]
+    filled = lift_keypoints(path, lifter, LiftSettings(people="all", max_gap_seconds=1.0))
+    assert len(filled.tracks) == 1 and filled.tracks[0].interpolated.sum() == 21
+    for bad in (0.0, -1.0, 60.0):
+        with pytest.raises(InputError, match="max-gap"):
+            LiftSettings(max_gap_seconds=bad).check()
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda d: d.update(keypoints=d["keypoints"][:, :15]), "shape"),
     (lambda d: d.update(keypoints=np.full_like(d["keypoints"], np.nan)), "NaN"),
