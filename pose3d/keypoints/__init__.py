@@ -79,8 +79,8 @@ def _run(source: FrameSource, backend, max_gap: int, single: bool, detect_every:
     tracking = hasattr(backend, "track")
     if tracking:
         backend.start(source.info.fps, single=single)
-    # closing(): an exception (Ctrl-C) stops the decoder thread here, not at interpreter exit,
-    # where a daemon thread still inside OpenCV's C++ code aborts the process
+    # closing(): the decoder thread stops when this pass ends, by an error or Ctrl-C too,
+    # without relying on the frame generator being garbage-collected
     with getattr(backend, "quiet", contextlib.nullcontext)(), progress_bar() as progress, \
             contextlib.closing(iter(source)) as frames:
         task = progress.add_task(f"2D keypoints ({backend.name})", total=source.info.num_frames)
