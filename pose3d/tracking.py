@@ -12,17 +12,21 @@ from .tracks import Track2D
 MIN_TRACK_FRAMES = 5        # shorter tracks are dropped as spurious
 SAME_PERSON_SHARED = 0.15   # tracks whose joints agree within this x body height on shared frames ...
 SAME_PERSON_GAP = 0.35      # ... or that continue each other across a short gap, this close, are one person
+SHORT_OVERLAP = 5           # frames two pieces of one person may share where one ends and the other starts
 MATCH_IOU = 0.3             # a detection continues a track when their boxes overlap this much
 DUPLICATE_IOU = 0.6         # two tracks this close are the same person: the younger is dropped
 
 
 @dataclass
 class Detection:
-    """One person in one frame: (17, 2) pixels, (17,) confidences, box (x0, y0, x1, y1)."""
+    """One person in one frame: (17, 2) pixels, (17,) confidences, box (x0, y0, x1, y1) of
+    the keypoints; ``follow_box``: where to look for them in the next frame, when the
+    detector knows better than the keypoints' box (a crouching person's box shrinks)."""
 
     keypoints: np.ndarray
     scores: np.ndarray
     box: np.ndarray
+    follow_box: np.ndarray | None = None
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -31,6 +35,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def box_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over the smaller box's area: 1 when one box lies inside the other."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if smaller > 0 else 0.0
 
 
 @dataclass
@@ -69,10 +81,15 @@ class Tracker:
         self.closed: list[_OpenTrack] = []
         self._next_id = 0
 
-    def predicted_boxes(self, frame: int, recent: int | None = None) -> list[tuple[int, np.ndarray]]:
-        """(id, predicted box) of the open tracks (seen within ``recent`` frames, if given)."""
-        return [(t.id, t.predicted_box(frame)) for t in self.open
-                if recent is None or frame - t.frames[-1] <= recent]
+    def recent(self, frame: int, within: int) -> list[tuple[int, np.ndarray]]:
+        """(id, where to look) for the open tracks seen within ``within`` frames, longest first:
+        the last detection's follow box (or its box)."""
+        tracks = sorted((t for t in self.open if frame - t.frames[-1] <= within), key=lambda t: -len(t.frames))
+        last = [t.detections[-1] for t in tracks]
+        return [(t.id, d.box if d.follow_box is None else d.follow_box) for t, d in zip(tracks, last)]
+
+    def last_box(self, track_id: int) -> np.ndarray:
+        return next(t.box for t in self.open if t.id == track_id)
 
     def update(self, frame: int, detections: list[Detection], claimed: dict[int, Detection] | None = None) -> None:
         """``claimed``: detections already known to belong to a track (refined in its box);
@@ -146,16 +163,23 @@ def same_person(a: Track2D, b: Track2D, max_gap: int) -> bool:
     follows them twice. Judged on the joints, relative to the person's height."""
     height = max(float(np.median(a.box_heights())), float(np.median(b.box_heights())), 1.0)
     seen_a, seen_b = _observed(a), _observed(b)
-    shared = sorted(set(seen_a) & set(seen_b))
-    if shared:
-        distance = [np.linalg.norm(a.keypoints[seen_a[f]] - b.keypoints[seen_b[f]], axis=-1).mean() for f in shared]
+    shared = set(seen_a) & set(seen_b)
+    if len(shared) > SHORT_OVERLAP:
+        distance = [np.linalg.norm(a.keypoints[seen_a[f]] - b.keypoints[seen_b[f]], axis=-1).mean() for f in sorted(shared)]
         return float(np.median(distance)) / height < SAME_PERSON_SHARED
-    first, second = (a, b) if a.frames[-1] < b.frames[0] else (b, a)
-    gap = int(second.frames[0] - first.frames[-1])
-    if gap > max_gap + 1:
+    # one ends as the other starts (a short overlap is where a detector lost and found them
+    # again, often with a poor pose): compare where each was seen alone
+    first, second = (a, b) if a.frames[0] <= b.frames[0] else (b, a)
+    seen_first, seen_second = _observed(first), _observed(second)
+    before = [f for f in seen_first if f < second.frames[0]]
+    after = [f for f in seen_second if f > first.frames[-1]]
+    overlap = max(0, int(first.frames[-1] - second.frames[0]) + 1)
+    if not before or not after or after[0] - before[-1] > max_gap + 1 + overlap:
         return False
-    jump = np.linalg.norm(first.keypoints[-1] - second.keypoints[0], axis=-1).mean()
-    return float(jump) / height < SAME_PERSON_GAP
+    # median over the last and first few sightings: one poor pose at either end does not decide
+    jumps = [np.linalg.norm(first.keypoints[seen_first[f]] - second.keypoints[seen_second[g]], axis=-1).mean()
+             for f in before[-3:] for g in after[:3]]
+    return float(np.median(jumps)) / height < SAME_PERSON_GAP
 
 
 def merge_tracks(a: Track2D, b: Track2D, max_gap: int) -> Track2D:

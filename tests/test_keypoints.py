@@ -1,6 +1,7 @@
 """2D detector skeletons -> Human3.6M-17, and person tracking."""
 
 import numpy as np
+import pytest
 
 from pose3d.keypoints.convert import BLAZEPOSE_33, COCO_17, HEAD_ABOVE_EARS, THORAX_TOWARDS_EARS, to_h36m17
 from pose3d.skeleton import JOINT_NAMES
@@ -83,3 +84,105 @@ def test_pieces_of_one_person_are_stitched_and_other_people_are_not(monkeypatch)
     assert sorted(len(t) for t in tracks) == [40, 40] and [t.id for t in tracks] == [0, 1]
     monkeypatch.setattr(tracking, "stitch", lambda tracks, max_gap: tracks)
     assert sorted(len(t) for t in _split_person_tracks()) == [20, 30, 40]  # what stitching repairs
+
+
+def _track(frames, keypoints):
+    from pose3d.tracks import Track2D
+
+    frames = np.asarray(frames)
+    return Track2D(-1, frames, np.asarray(keypoints, float), np.ones((len(frames), 17)), np.zeros(len(frames), bool))
+
+
+def test_pieces_sharing_a_few_frames_with_poor_poses_are_one_person():
+    """A detector loses someone and finds them again while the old piece still returns a
+    poor pose (say, a box spanning two people) for a few frames: one person."""
+    from pose3d.tracking import same_person
+
+    walk = [_person(100 + 2 * f, 50).keypoints for f in range(40)]
+    poor = [k * [1.0, 0.3] + [60, 0] for k in walk]  # squashed and shifted: no match on the shared frames
+    a = _track(range(0, 24), walk[:20] + poor[20:24])
+    b = _track(range(20, 40), poor[20:22] + walk[22:40])
+    assert same_person(a, b, max_gap=3) and same_person(b, a, max_gap=3)
+    elsewhere = _track(range(20, 40), [k + [300, 0] for k in walk[20:40]])  # someone else appears
+    assert not same_person(a, elsewhere, max_gap=3)
+    much_later = _track(range(40, 60), [_person(180 + 2 * f, 50).keypoints for f in range(20)])
+    assert not same_person(a, much_later, max_gap=3)  # 16 frames unseen, more than the gap allowed
+
+
+class _FollowingBackend:
+    """Two people; the whole-frame detector sees the walker only in frame 0 (then she turns
+    her back), the landmark model finds whoever is in a crop: the walker, or the person
+    standing in front of her once she walks behind them (frames 20-29)."""
+
+    name = "follow"
+    settings: dict = {}
+
+    def __init__(self):
+        self.frame = 0  # pose3d looks in the crops first, then runs the detectors, every frame
+
+    def walker(self):
+        return _person(100 + 5 * self.frame, 50)
+
+    def stander(self):
+        return _person(250, 50)
+
+    def find_people(self, frame):
+        people = [self.stander()] + ([self.walker()] if self.frame == 0 else [])
+        self.frame += 1
+        return people
+
+    def refine(self, frame, boxes):
+        from pose3d.tracking import box_iou
+
+        hidden = 20 <= self.frame < 30
+        people = [self.stander()] if hidden else [self.walker(), self.stander()]
+        return [max(people, key=lambda p: box_iou(p.box, box)) for box in boxes]
+
+
+def test_people_are_followed_in_their_own_crop_and_not_given_someone_else(tmp_path):
+    from helpers import write_video
+
+    from pose3d.keypoints import extract_tracks
+    from pose3d.video import open_source
+
+    source = open_source(write_video(tmp_path / "v.mp4", frames=40, fps=10))
+    tracks, _ = extract_tracks(source, _FollowingBackend(), people="all", max_gap_seconds=0.5, detect_every=1)
+    walker = min(tracks, key=lambda t: t.keypoints[0, 0, 0])
+    stander = max(tracks, key=lambda t: t.keypoints[0, 0, 0])
+    assert walker.id != stander.id
+    # followed in its crop from frame 0 with no detector help, until hidden behind the stander
+    assert walker.frames[0] == 0 and walker.frames[-1] >= 19 and not walker.interpolated[:20].any()
+    np.testing.assert_allclose(walker.keypoints[19, 0, 0], 100 + 5 * 19)
+    # the stander's crop never hands the walker's track to the stander: the walker's track
+    # ends where she disappears instead of jumping onto the person in front
+    assert np.abs(np.diff(walker.keypoints[:, 0, 0])).max() <= 5 + 1e-9
+    assert len(stander) == 40 and np.ptp(stander.keypoints[:, 0, 0]) == 0
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_landmark_model_alone_finds_the_skater_in_her_box(shared_dir):
+    """The BlazePose landmark model run by OpenCV on a crop (no face detector) agrees with an
+    HRNet detector's keypoints (the skater is 220-520 px tall)."""
+    from pose3d.keypoints import create_backend
+    from pose3d.video import open_source
+
+    reference = np.load(shared_dir / "keypoints" / "skater_hrnet_h36m17.npz")["reconstruction"][0, :, :, :2]
+    backend = create_backend("mediapipe")
+    checked = 0
+    for index, frame in open_source(shared_dir / "videos" / "skater_720p.mp4"):
+        if index % 40 == 0:
+            box = np.concatenate([reference[index].min(0), reference[index].max(0)])
+            person = backend.landmarks_in_box(frame, box)
+            error = np.median(np.linalg.norm(person.keypoints - reference[index], axis=-1))
+            assert error < 0.1 * (box[3] - box[1]), (index, error)
+            # the box to follow her in the next frame is about her size, around her
+            side = person.follow_box[2] - person.follow_box[0]
+            assert 0.8 < side / (box[3] - box[1]) < 1.5 and box_contains(person.follow_box, reference[index, 0])
+            checked += 1
+    backend.close()
+    assert checked == 5
+
+
+def box_contains(box, point):
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]

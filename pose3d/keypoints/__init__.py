@@ -15,14 +15,15 @@ import numpy as np
 
 from ..errors import DependencyError, InputError
 from ..progress import progress_bar
-from ..tracking import MIN_TRACK_FRAMES, Tracker, box_iou, main_track
+from ..tracking import DUPLICATE_IOU, MIN_TRACK_FRAMES, Tracker, box_iou, box_overlap, main_track
 from ..tracks import Track2D
 from ..video import FrameSource
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("mediapipe", "mmpose")
-REFINE_MIN_IOU = 0.2             # a refined detection must stay on the person it was asked for
+FOLLOW_FRAMES = 2                # people seen this recently are looked for in their own crop ...
+FOLLOW_MIN_IOU = 0.3             # ... and what is found there must overlap their last box this much
 SINGLE_MIN_COVERAGE = 0.8        # fast path results below this fall back to the person finder
 SINGLE_MIN_HEIGHT = 0.2          # ... and so do people smaller than this part of the frame
 
@@ -72,9 +73,9 @@ def extract_tracks(source: FrameSource, backend, *, people: str = "main", max_ga
 
 
 def _run(source: FrameSource, backend, max_gap: int, single: bool, detect_every: int) -> list[Track2D]:
-    """One pass over the video. Per frame: people from the whole-frame tracker (when the
-    backend has one), the person finder every ``detect_every`` frames (multi-person pass),
-    and a crop around each recently seen person that neither of them found."""
+    """One pass over the video. Per frame (multi-person pass): each recently seen person in a
+    crop around them, then new people from the whole-frame tracker (when the backend has one)
+    and, every ``detect_every`` frames, from the person finder."""
     tracker = Tracker(max_missed=max_gap)
     tracking = hasattr(backend, "track")
     if tracking:
@@ -85,16 +86,19 @@ def _run(source: FrameSource, backend, max_gap: int, single: bool, detect_every:
             contextlib.closing(iter(source)) as frames:
         task = progress.add_task(f"2D keypoints ({backend.name})", total=source.info.num_frames)
         for index, frame in frames:
+            claimed = {}
+            if not single:
+                # follow each recently seen person in their own crop first (one person per crop,
+                # so two people crossing keep their ids), then take new people from the detectors
+                recent = tracker.recent(index, within=FOLLOW_FRAMES)
+                for (track_id, _), det in zip(recent, backend.refine(frame, [box for _, box in recent])):
+                    if (det is not None and box_iou(det.box, tracker.last_box(track_id)) >= FOLLOW_MIN_IOU
+                            and all(box_iou(det.box, d.box) < DUPLICATE_IOU for d in claimed.values())):
+                        claimed[track_id] = det
             found = backend.track(frame, index) if tracking else []
             if not single and (index % detect_every == 0 or not tracker.open):
                 found += [d for d in backend.find_people(frame) if all(box_iou(d.box, f.box) < 0.5 for f in found)]
-            claimed = {}
-            if not single:
-                lost = [(tid, box) for tid, box in tracker.predicted_boxes(index, recent=2)
-                        if all(box_iou(box, f.box) < REFINE_MIN_IOU for f in found)]
-                refined = backend.refine(frame, [box for _, box in lost]) if lost else []
-                claimed = {tid: det for (tid, box), det in zip(lost, refined)
-                           if det is not None and box_iou(det.box, box) >= REFINE_MIN_IOU}
+            found = [d for d in found if all(box_overlap(d.box, c.box) < 0.7 for c in claimed.values())]
             tracker.update(index, found, claimed)
             progress.advance(task)
     # very short videos (a single image) keep their short tracks

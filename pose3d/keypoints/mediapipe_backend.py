@@ -10,7 +10,9 @@ landmark model), which gives the multi-person PoseLandmarker. Three uses:
   the frame.
 * ``find_people``: the person finder for wide shots: the landmarker on overlapping tiles
   (2x2 and 3x3 grids of tiles at least 120 px high), so that small people are found too.
-* ``refine``: the landmarker on a square crop around a tracked person's box.
+* ``refine``: the landmark model alone (through OpenCV's TFLite reader, without the
+  face-based detector) on a square crop around a tracked person's box, so that people seen
+  from behind stay tracked.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ log = logging.getLogger(__name__)
 TILE_GRIDS = (2, 3)
 TILE_OVERLAP = 0.3
 MIN_TILE_HEIGHT = 120      # px: smaller tiles would only find what the whole frame shows
-CROP_SCALE = 1.6           # crop side / largest side of the person's box
+CROP_SCALE = 1.25          # landmark crop side / largest side of the person's box (as mediapipe's ROI)
+LANDMARK_INPUT = 256       # px: the landmark model's square input
 # input normalisation of the bundled models (from mediapipe's legacy pose graphs)
 DETECTOR_MEAN_STD = (127.5, 127.5)
 LANDMARKS_MEAN_STD = (0.0, 255.0)
@@ -128,7 +131,12 @@ class MediaPipeBackend:
         self.settings = {"model": "BlazePose full (bundled with mediapipe)", "mediapipe": self._mp.__version__,
                          "max_people": max_people, "min_confidence": min_confidence}
         self._tiles = self._landmarker("IMAGE", max_people)
-        self._crops = self._landmarker("IMAGE", 1)
+        import cv2
+
+        self._cv2 = cv2
+        self._landmark_net = cv2.dnn.readNetFromTFLite(
+            str(Path(self._mp.__file__).parent / "modules" / "pose_landmark" / "pose_landmark_full.tflite"))
+        self._landmark_outputs = self._landmark_net.getUnconnectedOutLayersNames()
         self._video = None
         self._fps = 30.0
 
@@ -150,7 +158,7 @@ class MediaPipeBackend:
         self._fps = fps
 
     def close(self) -> None:
-        for landmarker in (self._video, self._tiles, self._crops):
+        for landmarker in (self._video, self._tiles):
             if landmarker is not None:
                 landmarker.close()
 
@@ -161,11 +169,32 @@ class MediaPipeBackend:
         people = []
         for landmarks in result.pose_landmarks:
             lm = np.array([(p.x * w + origin[0], p.y * h + origin[1], p.visibility or 0.0) for p in landmarks])
-            keypoints, scores = to_h36m17(lm[:, :2], np.clip(lm[:, 2], 0.0, 1.0), BLAZEPOSE_33,
-                                          BLAZEPOSE_HIP_TOWARDS_THORAX)
-            box = np.concatenate([keypoints.min(axis=0), keypoints.max(axis=0)])
-            people.append(Detection(keypoints, scores, box))
+            people.append(_detection(lm[:, :2], lm[:, 2]))
         return people
+
+    def landmarks_in_box(self, frame: np.ndarray, box: np.ndarray) -> Detection | None:
+        """The landmark model on a square crop of ``CROP_SCALE`` x the box's larger side (zero
+        padded beyond the frame); None when it finds no body there (presence below
+        ``min_confidence``)."""
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        side = CROP_SCALE * max(box[2] - box[0], box[3] - box[1], 16.0)
+        x0, y0, zoom = cx - side / 2, cy - side / 2, LANDMARK_INPUT / side
+        crop = self._cv2.warpAffine(frame, np.array([[zoom, 0, -x0 * zoom], [0, zoom, -y0 * zoom]]),
+                                    (LANDMARK_INPUT, LANDMARK_INPUT), flags=self._cv2.INTER_LINEAR)
+        self._landmark_net.setInput(crop.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
+        outputs = dict(zip(self._landmark_outputs, self._landmark_net.forward(self._landmark_outputs)))
+        # Identity: 39 landmarks x (x, y, z, visibility logit, presence logit) in input pixels
+        # (33 body landmarks, then 6 for the tracking ROI); Identity_1: body presence probability
+        if float(outputs["Identity_1"].ravel()[0]) < self.min_confidence:
+            return None
+        landmarks = outputs["Identity"].reshape(39, 5)[:, :4] / (zoom, zoom, zoom, 1.0) + (x0, y0, 0.0, 0.0)
+        det = _detection(landmarks[:33, :2], 1.0 / (1.0 + np.exp(-landmarks[:33, 3])))
+        # landmarks 33 (body centre) and 34 define the model's own tracking ROI: a square of
+        # 2 x their distance around the centre (mediapipe's landmarks-to-ROI step), steadier
+        # than the keypoints' box when the person crouches or stretches
+        centre, half = landmarks[33, :2], float(np.linalg.norm(landmarks[34, :2] - landmarks[33, :2]))
+        det.follow_box = np.concatenate([centre - half, centre + half])
+        return det
 
     def track(self, frame: np.ndarray, index: int) -> list[Detection]:
         return self._detect(self._video, frame, timestamp_ms=int(round(index * 1000.0 / self._fps)))
@@ -186,13 +215,10 @@ class MediaPipeBackend:
         return found
 
     def refine(self, frame: np.ndarray, boxes: list[np.ndarray]) -> list[Detection | None]:
-        h, w = frame.shape[:2]
-        out = []
-        for box in boxes:
-            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-            half = CROP_SCALE * max(box[2] - box[0], box[3] - box[1], 16.0) / 2
-            x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
-            x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
-            people = self._detect(self._crops, frame[y0:y1, x0:x1], (x0, y0)) if x1 - x0 >= 8 and y1 - y0 >= 8 else []
-            out.append(people[0] if people else None)
-        return out
+        return [self.landmarks_in_box(frame, box) for box in boxes]
+
+
+def _detection(points: np.ndarray, visibility: np.ndarray) -> Detection:
+    """A Detection from BlazePose's 33 landmarks: (33, 2) pixels, (33,) visibility."""
+    keypoints, scores = to_h36m17(points, np.clip(visibility, 0.0, 1.0), BLAZEPOSE_33, BLAZEPOSE_HIP_TOWARDS_THORAX)
+    return Detection(keypoints, scores, np.concatenate([keypoints.min(axis=0), keypoints.max(axis=0)]))
