@@ -15,6 +15,11 @@ so the x, y of a 3D output line up with the 2D input and z is depth in the same 
 On Human3.6M ``scale`` comes from the camera (as MotionBERT's ``2.5d_factor`` does); in the
 wild it is estimated from bone lengths (:func:`scale_from_bone_lengths`).
 
+In the wild a person may be small or far from the image centre, which Human3.6M never shows
+(a child 80 px tall in a 240p video came out leaning 37 degrees away from the camera).
+:func:`normalize_2d_person` therefore moves and scales each track, as a whole, to where
+Human3.6M's people are in the normalised frame before lifting.
+
 Works on numpy arrays and torch tensors alike.
 """
 
@@ -31,6 +36,23 @@ def normalize_2d(keypoints_px, width: float, height: float):
     out[..., 0] -= 1.0
     out[..., 1] -= height / width
     return out
+
+
+# Human3.6M's people in the normalised frame: median root position and median keypoint-box
+# height over the training subjects' Stacked-Hourglass detections (every 10th frame)
+TRAIN_ROOT_2D = (0.066, -0.172)
+TRAIN_PERSON_HEIGHT = 0.66
+
+
+def normalize_2d_person(keypoints_px: np.ndarray) -> np.ndarray:
+    """(T, 17, 2) pixels of one person's track -> normalised units, by one similarity for the
+    whole track: its median root goes to ``TRAIN_ROOT_2D`` and its median keypoint-box height
+    becomes ``TRAIN_PERSON_HEIGHT`` (motion within the track is kept). The 3D output is
+    root-relative and sized by bone lengths, so it needs no inverse."""
+    heights = keypoints_px[..., 1].max(axis=-1) - keypoints_px[..., 1].min(axis=-1)
+    zoom = TRAIN_PERSON_HEIGHT / max(float(np.median(heights)), 1e-6)
+    root = np.median(keypoints_px[:, ROOT], axis=0)
+    return ((keypoints_px - root) * zoom + np.asarray(TRAIN_ROOT_2D)).astype(keypoints_px.dtype)
 
 
 def denormalize_2d(keypoints_norm, width: float, height: float):

@@ -105,7 +105,7 @@ class Lifter:
 
     def lift(self, track: Track2D, video: VideoInfo, settings: LiftSettings) -> Track3D:
         """One 2D track (pixels) -> a Track3D (metres)."""
-        normalised = codec.normalize_2d(track.keypoints.astype(np.float32), video.width, video.height)
+        normalised = codec.normalize_2d_person(track.keypoints.astype(np.float32))
         step = choose_frame_step(video.fps, self.trained_fps)
         pred = predict_sequence(self.model, normalised, clip_frames=self.clip_frames, flip=settings.flip,
                                 frame_step=min(step, len(track)), batch_size=settings.batch_size)

@@ -47,6 +47,19 @@ def test_normalize_2d_round_trip_torch():
     torch.testing.assert_close(norm, codec.normalize_2d(original, w, h))  # denormalize left norm alone
 
 
+def test_person_normalisation_ignores_where_and_how_big_the_person_is():
+    kp = posed_skeleton(20, np.random.default_rng(3))[..., :2] * 200 + [640, 360]  # (20, 17, 2) px
+    out = codec.normalize_2d_person(kp)
+    heights = out[..., 1].max(-1) - out[..., 1].min(-1)
+    np.testing.assert_allclose(np.median(heights), codec.TRAIN_PERSON_HEIGHT)
+    np.testing.assert_allclose(np.median(out[:, 0], axis=0), codec.TRAIN_ROOT_2D)
+    # the same motion a third of the size in a corner of the frame: the same network input
+    np.testing.assert_allclose(codec.normalize_2d_person(kp / 3 + [20, 15]), out, atol=1e-9)
+    # one similarity for the whole track: frame-to-frame motion is kept, only scaled
+    np.testing.assert_allclose(out[5] - out[4], (kp[5] - kp[4]) * codec.TRAIN_PERSON_HEIGHT / np.median(
+        kp[..., 1].max(-1) - kp[..., 1].min(-1)))
+
+
 def test_integer_pixels_normalise_like_floats():
     """Stacked-Hourglass detections are int16 pixels."""
     px = np.array([[[500, 614], [479, 538]]], dtype=np.int16)
