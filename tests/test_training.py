@@ -305,7 +305,7 @@ def test_ddp_with_two_cpu_processes_matches_one_process_with_the_global_batch(h3
     assert sum(not torch.equal(single[k], initial[k]) for k in single) > len(single) // 2
 
 
-@pytest.mark.parametrize("name", ["train_cpu_xs27.toml", "finetune_own_data.toml"])
+@pytest.mark.parametrize("name", ["train_cpu_xs27.toml", "train_cpu_xs27_restart.toml", "finetune_own_data.toml"])
 def test_example_configs_are_valid_training_options(name):
     from pose3d.train import TrainConfig
 
