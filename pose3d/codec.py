@@ -16,7 +16,7 @@ On Human3.6M ``scale`` comes from the camera (as MotionBERT's ``2.5d_factor`` do
 wild it is estimated from bone lengths (:func:`scale_from_bone_lengths`).
 
 In the wild a person may be small or far from the image centre, which Human3.6M never shows
-(a child 80 px tall in a 240p video came out leaning 37 degrees away from the camera).
+(a child 80 px tall in a 240p video came out leaning 44 degrees away from the camera).
 :func:`normalize_2d_person` therefore moves and scales each track, as a whole, to where
 Human3.6M's people are in the normalised frame before lifting.
 
