@@ -29,20 +29,24 @@ class Detection:
     follow_box: np.ndarray | None = None
 
 
+def _box_area(box: np.ndarray) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _box_intersection(a: np.ndarray, b: np.ndarray) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    inter = _box_intersection(a, b)
+    union = _box_area(a) + _box_area(b) - inter
     return inter / union if union > 0 else 0.0
 
 
 def box_overlap(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over the smaller box's area: 1 when one box lies inside the other."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return ix * iy / smaller if smaller > 0 else 0.0
+    smaller = min(_box_area(a), _box_area(b))
+    return _box_intersection(a, b) / smaller if smaller > 0 else 0.0
 
 
 @dataclass
@@ -81,15 +85,12 @@ class Tracker:
         self.closed: list[_OpenTrack] = []
         self._next_id = 0
 
-    def recent(self, frame: int, within: int) -> list[tuple[int, np.ndarray]]:
-        """(id, where to look) for the open tracks seen within ``within`` frames, longest first:
-        the last detection's follow box (or its box)."""
+    def recent(self, frame: int, within: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """(id, where to look, last box) for the open tracks seen within ``within`` frames,
+        longest first; where to look is the last detection's follow box (or its box)."""
         tracks = sorted((t for t in self.open if frame - t.frames[-1] <= within), key=lambda t: -len(t.frames))
         last = [t.detections[-1] for t in tracks]
-        return [(t.id, d.box if d.follow_box is None else d.follow_box) for t, d in zip(tracks, last)]
-
-    def last_box(self, track_id: int) -> np.ndarray:
-        return next(t.box for t in self.open if t.id == track_id)
+        return [(t.id, d.box if d.follow_box is None else d.follow_box, d.box) for t, d in zip(tracks, last)]
 
     def update(self, frame: int, detections: list[Detection], claimed: dict[int, Detection] | None = None) -> None:
         """``claimed``: detections already known to belong to a track (refined in its box);

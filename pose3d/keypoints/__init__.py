@@ -91,8 +91,8 @@ def _run(source: FrameSource, backend, max_gap: int, single: bool, detect_every:
                 # follow each recently seen person in their own crop first (one person per crop,
                 # so two people crossing keep their ids), then take new people from the detectors
                 recent = tracker.recent(index, within=FOLLOW_FRAMES)
-                for (track_id, _), det in zip(recent, backend.refine(frame, [box for _, box in recent])):
-                    if (det is not None and box_iou(det.box, tracker.last_box(track_id)) >= FOLLOW_MIN_IOU
+                for (track_id, _, last_box), det in zip(recent, backend.refine(frame, [look for _, look, _ in recent])):
+                    if (det is not None and box_iou(det.box, last_box) >= FOLLOW_MIN_IOU
                             and all(box_iou(det.box, d.box) < DUPLICATE_IOU for d in claimed.values())):
                         claimed[track_id] = det
             found = backend.track(frame, index) if tracking else []

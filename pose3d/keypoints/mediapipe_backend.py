@@ -181,7 +181,8 @@ class MediaPipeBackend:
         x0, y0, zoom = cx - side / 2, cy - side / 2, LANDMARK_INPUT / side
         crop = self._cv2.warpAffine(frame, np.array([[zoom, 0, -x0 * zoom], [0, zoom, -y0 * zoom]]),
                                     (LANDMARK_INPUT, LANDMARK_INPUT), flags=self._cv2.INTER_LINEAR)
-        self._landmark_net.setInput(crop.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
+        mean, std = LANDMARKS_MEAN_STD
+        self._landmark_net.setInput((crop.transpose(2, 0, 1)[None].astype(np.float32) - mean) / std)
         outputs = dict(zip(self._landmark_outputs, self._landmark_net.forward(self._landmark_outputs)))
         # Identity: 39 landmarks x (x, y, z, visibility logit, presence logit) in input pixels
         # (33 body landmarks, then 6 for the tracking ROI); Identity_1: body presence probability
