@@ -13,7 +13,7 @@ person's root (weak perspective)::
 
 so the x, y of a 3D output line up with the 2D input and z is depth in the same units.
 On Human3.6M ``scale`` comes from the camera (as MotionBERT's ``2.5d_factor`` does); in the
-wild it is estimated from bone lengths (:func:`scale_from_bone_lengths`).
+wild it is estimated per frame from bone lengths (:func:`scales_from_bone_lengths`).
 
 In the wild a person may be small or far from the image centre, which Human3.6M never shows
 (a child 80 px tall in a 240p video came out leaning 44 degrees away from the camera).
@@ -83,17 +83,47 @@ def model_to_metres(joints_model, scale):
     return root_relative(joints_model) / scale[..., None, None]
 
 
-def scale_from_bone_lengths(joints_model: np.ndarray, reference_bones_m: np.ndarray) -> float:
-    """Estimate ``scale`` for a track from its predicted bone lengths.
+SCALE_SMOOTHING_SECONDS = 0.25  # Gaussian sigma: steadies the per-frame scale, still follows a walk
+
+
+def scales_from_bone_lengths(joints_model: np.ndarray, reference_bones_m: np.ndarray, fps: float,
+                             sigma_seconds: float = SCALE_SMOOTHING_SECONDS) -> np.ndarray:
+    """Estimate ``scale`` for every frame of a track from its predicted bone lengths.
 
     joints_model: (T, 17, 3) network output; reference_bones_m: (16,) bone lengths in metres
     of the body to match (the training set's mean, or one rescaled to a given height).
-    The median over frames of the summed bone lengths keeps one bad frame from moving it.
+    Returns (T,): each frame's summed bone lengths over the reference's sum, smoothed over
+    time (:func:`smooth_keeping_trends`, Gaussian ``sigma_seconds``). Per frame, because the output is sized like the 2D
+    input: a person walking towards the camera grows in the image, and one scale for the
+    whole track would make them grow in metres too. The summed bone lengths do not change
+    with the pose, so dividing by them keeps crouches and reaches as they are.
     """
     parents = [p for p, _ in BONES]
     children = [c for _, c in BONES]
     lengths = np.linalg.norm(joints_model[:, children] - joints_model[:, parents], axis=-1)
-    return float(np.median(lengths.sum(axis=1)) / reference_bones_m.sum())
+    per_frame = lengths.sum(axis=1) / reference_bones_m.sum()
+    return smooth_keeping_trends(per_frame, sigma_seconds * fps)
+
+
+def smooth_keeping_trends(values: np.ndarray, sigma_frames: float) -> np.ndarray:
+    """(T,) -> (T,): at each frame, the value of a straight line fitted to the frames around
+    it with Gaussian weights (local linear regression). Inside the series this is a Gaussian
+    smoothing; at the ends it uses only the frames that exist, so a steady rise (a person
+    walking towards the camera) stays steady up to the first and last frames instead of
+    being flattened or bent there."""
+    values = np.asarray(values, dtype=float)
+    if sigma_frames < 0.3 or len(values) < 3:
+        return values.copy()
+    radius = min(int(np.ceil(3 * sigma_frames)), len(values) - 1)
+    padded = np.pad(values, radius)
+    exists = np.pad(np.ones(len(values)), radius)
+    sums = np.zeros((5, len(values)))  # sum of w, w d, w d^2, w v, w d v over offsets d
+    for d in range(-radius, radius + 1):
+        w = np.exp(-0.5 * (d / sigma_frames) ** 2) * exists[radius + d : radius + d + len(values)]
+        v = padded[radius + d : radius + d + len(values)]
+        sums += np.stack([w, w * d, w * d * d, w * v, w * d * v])
+    s0, s1, s2, t0, t1 = sums
+    return (s2 * t0 - s1 * t1) / (s0 * s2 - s1 * s1)
 
 
 def fit_weak_perspective_scale(keypoints_norm, joints_m):

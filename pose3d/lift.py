@@ -5,8 +5,9 @@
 1. pixels -> normalised units (pose3d.codec);
 2. the model runs on the frame rate it was trained at (every k-th frame, interleaved phases)
    in overlapping, blended windows with flip averaging (pose3d.lifting);
-3. units -> metres: the track's scale is chosen so its median bone lengths sum to those of
-   the reference body (the training subjects' mean, or that body rescaled to ``height_m``);
+3. units -> metres: each frame's scale is chosen so its bone lengths sum to those of the
+   reference body (the training subjects' mean, or that body rescaled to ``height_m``),
+   smoothed over time (pose3d.codec.scales_from_bone_lengths);
 4. optional post-processing (pose3d.postprocess) and quality figures.
 
 Output joints are root-relative metres in camera axes (pose3d.tracks).
@@ -109,8 +110,8 @@ class Lifter:
         step = choose_frame_step(video.fps, self.trained_fps)
         pred = predict_sequence(self.model, normalised, clip_frames=self.clip_frames, flip=settings.flip,
                                 frame_step=min(step, len(track)), batch_size=settings.batch_size)
-        scale = codec.scale_from_bone_lengths(pred, self.body_bones(settings.height_m))
-        joints = codec.model_to_metres(pred.astype(float), np.full(len(pred), scale))
+        scales = codec.scales_from_bone_lengths(pred, self.body_bones(settings.height_m), video.fps)
+        joints = codec.model_to_metres(pred.astype(float), scales)
         raw_quality = postprocess.quality(joints, video.fps)
         up = root_height = None
         if settings.postprocess:
@@ -119,7 +120,7 @@ class Lifter:
         quality = {**postprocess.quality(joints, video.fps), "raw": raw_quality, "frame_step": step}
         return Track3D(track.id, track.frames, track.keypoints, track.scores, track.interpolated,
                        joints_3d=joints.astype(np.float32), up=up, root_height_m=root_height,
-                       scale=float(scale), quality=quality)
+                       scale=float(np.median(scales)), quality=quality)
 
     def lift_all(self, tracks: list[Track2D], video: VideoInfo, settings: LiftSettings) -> list[Track3D]:
         out = []

@@ -55,7 +55,8 @@ class Track3D(Track2D):
     joints_3d: (N, 17, 3) metres, root-relative, camera axes.
     up: (3,) the person's up direction in camera axes; root_height_m: (N,) pelvis height above
     the floor under the lower foot (both None unless post-processing estimated them).
-    scale: the network's normalised units per metre used for this track (pose3d.codec).
+    scale: the median over the track of the network's normalised units per metre (the
+    conversion to metres uses one scale per frame; pose3d.codec.scales_from_bone_lengths).
     quality: figures such as jitter and bone-length variation (pose3d.postprocess.quality).
     """
 

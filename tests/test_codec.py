@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pose3d import codec
-from pose3d.skeleton import BONES, H36M_BONE_LENGTHS_M, PARENTS
+from pose3d.skeleton import BONES, H36M_BONE_LENGTHS_M, PARENTS, bone_lengths
 
 
 def posed_skeleton(frames: int, rng: np.random.Generator, bones_m=H36M_BONE_LENGTHS_M) -> np.ndarray:
@@ -96,19 +96,40 @@ def test_camera_scale_hand_computed_and_matches_pinhole_projection():
 
 
 # --------------------------------------------------------------------------- scale estimates
-def test_scale_from_bone_lengths_recovers_a_known_scale():
+def test_scales_from_bone_lengths_recover_a_known_scale():
     rng = np.random.default_rng(2)
     reference = np.asarray(H36M_BONE_LENGTHS_M)
     joints_m = posed_skeleton(20, rng)
     joints_model = codec.metres_to_model(joints_m, np.full(20, 0.37))
-    assert codec.scale_from_bone_lengths(joints_model, reference) == pytest.approx(0.37, rel=1e-9)
+    np.testing.assert_allclose(codec.scales_from_bone_lengths(joints_model, reference, fps=25), 0.37, rtol=1e-9)
     # a body 10 % taller than the reference reads as a 10 % larger scale
     tall = posed_skeleton(20, rng, bones_m=reference * 1.1)
-    assert codec.scale_from_bone_lengths(tall * 0.37, reference) == pytest.approx(0.37 * 1.1, rel=1e-9)
-    # a few wild frames do not move the median
-    joints_model[:3] *= 5.0
-    assert codec.scale_from_bone_lengths(joints_model, reference) == pytest.approx(0.37, rel=1e-9)
+    np.testing.assert_allclose(codec.scales_from_bone_lengths(tall * 0.37, reference, fps=25), 0.37 * 1.1, rtol=1e-9)
     assert len(BONES) == len(reference)
+
+
+def test_a_person_walking_towards_the_camera_keeps_their_size_in_metres():
+    # the network's output grows with the person's size in the image (here 0.3 -> 0.6 units
+    # per metre over 4 s at 50 fps); per-frame scales undo that, even at the first and last frames
+    rng = np.random.default_rng(4)
+    reference = np.asarray(H36M_BONE_LENGTHS_M)
+    joints_m = posed_skeleton(200, rng)
+    true_scale = np.linspace(0.3, 0.6, 200)
+    joints_model = codec.metres_to_model(joints_m, true_scale)
+    scales = codec.scales_from_bone_lengths(joints_model, reference, fps=50)
+    np.testing.assert_allclose(scales, true_scale, rtol=1e-6)
+    metres = codec.model_to_metres(joints_model, scales)
+    np.testing.assert_allclose(bone_lengths(metres), bone_lengths(joints_m), rtol=1e-6)
+
+
+def test_per_frame_scales_are_smoothed_over_time():
+    # frame-to-frame wobble of the predicted size (alternating +-5 %) is not passed on
+    rng = np.random.default_rng(5)
+    reference = np.asarray(H36M_BONE_LENGTHS_M)
+    wobble = 0.37 * (1 + 0.05 * (-1) ** np.arange(100))
+    joints_model = codec.metres_to_model(posed_skeleton(100, rng), wobble)
+    scales = codec.scales_from_bone_lengths(joints_model, reference, fps=50)
+    assert np.abs(scales / 0.37 - 1).max() < 0.01
 
 
 def test_fit_weak_perspective_scale_recovers_per_frame_scale():
