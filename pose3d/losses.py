@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import torch
 
+from .skeleton import BONES
+
 TEMPORAL_JOINT_WEIGHTS = (1, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1, 1.5, 1.5, 4, 4, 1.5, 4, 4)
-DEFAULT_WEIGHTS = {"mpjpe": 1.0, "n_mpjpe": 0.5, "velocity": 20.0, "temporal": 0.5}
+# The paper's terms and weights; bone_consistency is this project's addition, off by default;
+# projection_2d applies only to clips without 3D (fine-tuning on 2D-only data)
+DEFAULT_WEIGHTS = {"mpjpe": 1.0, "n_mpjpe": 0.5, "velocity": 20.0, "temporal": 0.5, "bone_consistency": 0.0,
+                   "projection_2d": 1.0}
 
 
 def _masked_mean(per_clip: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -43,6 +48,20 @@ def temporal_consistency(pred, mask=None):
     return ((pred[:, 1:] - pred[:, :-1]).square().sum(dim=-1) * w).mean()
 
 
+def bone_consistency(pred):
+    """Mean over clips and bones of the std / mean over the clip's frames of each bone's share
+    of the frame's summed bone lengths: 0 when the body keeps its proportions. Shares, not
+    lengths, because the model's units follow the person's depth (pose3d.codec), so true
+    lengths change from frame to frame. Needs no ground truth, so every clip counts."""
+    if pred.shape[1] < 2:
+        return pred.new_zeros(())
+    parents = [p for p, _ in BONES]
+    children = [c for _, c in BONES]
+    lengths = (pred[:, :, children] - pred[:, :, parents]).norm(dim=-1)  # (B, T, 16)
+    shares = lengths / lengths.sum(dim=-1, keepdim=True).clamp_min(1e-6)
+    return (shares.std(dim=1) / shares.mean(dim=1).clamp_min(1e-6)).mean()
+
+
 def projection_2d(pred, keypoints_2d):
     """For 2D-only clips: the x, y of a model-unit pose line up with the normalised 2D input
     (weak perspective), so the root-relative x, y must match the root-relative 2D."""
@@ -60,8 +79,10 @@ def training_loss(pred, target, keypoints_2d, has_3d, weights=None) -> tuple[tor
         "velocity": velocity(pred, target, has_3d),
         "temporal": temporal_consistency(pred),
     }
+    if weights["bone_consistency"]:
+        terms["bone_consistency"] = bone_consistency(pred)
     total = sum(weights[k] * v for k, v in terms.items())
     if (has_3d < 1).any():
         terms["projection_2d"] = _masked_mean(projection_2d(pred, keypoints_2d), 1 - has_3d)
-        total = total + weights.get("projection_2d", 1.0) * terms["projection_2d"]
+        total = total + weights["projection_2d"] * terms["projection_2d"]
     return total, {k: float(v.detach()) for k, v in terms.items()}

@@ -67,6 +67,11 @@ class TrainConfig:
     scan: str = "auto"
     checkpoint_minutes: float = 10.0
 
+    def __post_init__(self):
+        unknown = sorted(set(self.loss_weights) - set(DEFAULT_WEIGHTS))
+        if unknown:
+            raise InputError(f"unknown loss terms {', '.join(unknown)}; known: {', '.join(DEFAULT_WEIGHTS)}")
+
     @classmethod
     def from_file(cls, path: str | Path) -> dict:
         """Fields from a .json or .toml file (unknown keys are an error)."""

@@ -22,7 +22,7 @@ import torch
 from pose3d import codec, scan
 from pose3d.cli import main
 from pose3d.datasets import CAMERAS, SH_DIRECT, TEST_SUBJECTS, TRAIN_SUBJECTS, ClipSampler, Human36M, project, world_to_camera
-from pose3d.losses import training_loss
+from pose3d.losses import bone_consistency, training_loss
 from pose3d.model import build_model
 from pose3d.skeleton import H36M_BONE_LENGTHS_M, PARENTS, bone_lengths
 from pose3d.weights import load_weights
@@ -193,6 +193,23 @@ def test_a_few_training_steps_lower_the_loss_on_the_same_batch(h36m_dir):
     assert final < losses[0]
 
 
+def test_bone_consistency_is_zero_for_a_body_that_keeps_its_proportions(h36m_dir):
+    seqs = Human36M(h36m_dir).sequences(("S1",), input_2d="gt")
+    _, j3, _ = next(ClipSampler(seqs, CLIP, CLIP).batches(np.random.default_rng(0), 4))
+    pose = torch.from_numpy(j3)
+    # the model's units follow the person's depth: a clip growing by half is still consistent
+    growing = pose * torch.linspace(1.0, 1.5, CLIP)[None, :, None, None]
+    assert bone_consistency(growing).item() < 1e-5
+    # one forearm growing while the rest of the body stays is not
+    stretched = pose.clone()
+    stretched[:, :, 16] += (stretched[:, :, 16] - stretched[:, :, 15]) * torch.linspace(0, 0.4, CLIP)[None, :, None]
+    assert bone_consistency(stretched).item() > 0.005
+    # it enters the loss only when weighted
+    x = torch.zeros(pose.shape[:-1] + (2,))
+    _, terms = training_loss(stretched, pose, x, torch.ones(len(pose)), {"bone_consistency": 1.0})
+    assert terms["bone_consistency"] == pytest.approx(bone_consistency(stretched).item())
+
+
 @pytest.fixture(scope="module")
 def trained_run(h36m_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "tiny"
@@ -305,10 +322,19 @@ def test_ddp_with_two_cpu_processes_matches_one_process_with_the_global_batch(h3
     assert sum(not torch.equal(single[k], initial[k]) for k in single) > len(single) // 2
 
 
-@pytest.mark.parametrize("name", ["train_cpu_xs27.toml", "train_cpu_xs27_restart.toml", "finetune_own_data.toml"])
+@pytest.mark.parametrize("name", ["train_cpu_xs27.toml", "train_cpu_xs27_restart.toml", "train_cpu_xs27_stage3.toml",
+                                  "finetune_own_data.toml"])
 def test_example_configs_are_valid_training_options(name):
     from pose3d.train import TrainConfig
 
     values = TrainConfig.from_file(Path(__file__).resolve().parents[1] / "examples" / name)
     config = TrainConfig(**values)
     assert config.clip_frames in (27, 81) and config.epochs > 0
+
+
+def test_an_unknown_loss_term_is_an_error():
+    from pose3d.errors import InputError
+    from pose3d.train import TrainConfig
+
+    with pytest.raises(InputError, match="unknown loss terms bone_consistancy"):
+        TrainConfig(loss_weights={"bone_consistancy": 1.0})
