@@ -13,6 +13,7 @@ MIN_TRACK_FRAMES = 5        # shorter tracks are dropped as spurious
 SAME_PERSON_SHARED = 0.15   # tracks whose joints agree within this x body height on shared frames ...
 SAME_PERSON_GAP = 0.35      # ... or that continue each other across a short gap, this close, are one person
 SHORT_OVERLAP = 5           # frames two pieces of one person may share where one ends and the other starts
+VELOCITY_SIGHTINGS = 5      # last sightings of a piece that give its velocity across a gap
 MATCH_IOU = 0.3             # a detection continues a track when their boxes overlap this much
 DUPLICATE_IOU = 0.6         # two tracks this close are the same person: the younger is dropped
 
@@ -177,10 +178,18 @@ def same_person(a: Track2D, b: Track2D, max_gap: int) -> bool:
     overlap = max(0, int(first.frames[-1] - second.frames[0]) + 1)
     if not before or not after or after[0] - before[-1] > max_gap + 1 + overlap:
         return False
-    # median over the last and first few sightings: one poor pose at either end does not decide
-    jumps = [np.linalg.norm(first.keypoints[seen_first[f]] - second.keypoints[seen_second[g]], axis=-1).mean()
-             for f in before[-3:] for g in after[:3]]
-    return float(np.median(jumps)) / height < SAME_PERSON_GAP
+    # where the first piece would be at each of the second's first sightings: standing still,
+    # or moving on as over its last sightings (a pedestrian at 10 fps walks a third of their
+    # height in 5 frames); median over the last and first few sightings, so that one poor
+    # pose at either end does not decide
+    recent = before[-VELOCITY_SIGHTINGS:]
+    centres = [first.keypoints[seen_first[f]].mean(axis=0) for f in (recent[0], recent[-1])]
+    velocity = (centres[1] - centres[0]) / max(recent[-1] - recent[0], 1)
+    jumps = {moving: np.median([np.linalg.norm(first.keypoints[seen_first[f]] + moving * velocity * (g - f)
+                                               - second.keypoints[seen_second[g]], axis=-1).mean()
+                                for f in before[-3:] for g in after[:3]])
+             for moving in (0.0, 1.0)}
+    return float(min(jumps.values())) / height < SAME_PERSON_GAP
 
 
 def merge_tracks(a: Track2D, b: Track2D, max_gap: int) -> Track2D:

@@ -109,6 +109,57 @@ def test_pieces_sharing_a_few_frames_with_poor_poses_are_one_person():
     assert not same_person(a, much_later, max_gap=3)  # 16 frames unseen, more than the gap allowed
 
 
+def test_a_walker_lost_for_a_few_frames_is_found_again_where_her_walk_leads():
+    """At 10 fps a pedestrian 100 px tall walks 8 px a frame: after 5 unseen frames she is
+    half her height from where she was lost, but where her motion predicts."""
+    from pose3d.tracking import same_person
+
+    def walker(f):
+        return _person(100 + 8 * f, 50, h=100).keypoints
+
+    before = _track(range(0, 20), [walker(f) for f in range(20)])
+    after = _track(range(25, 45), [walker(f) for f in range(25, 45)])
+    assert same_person(before, after, max_gap=5)
+    # someone walking the other way from further on is not her
+    towards = _track(range(25, 45), [_person(400 - 8 * (f - 25), 50, h=100).keypoints for f in range(25, 45)])
+    assert not same_person(before, towards, max_gap=5)
+    # nor is someone standing where her walk would have taken her only after twice the gap
+    stands = _track(range(25, 45), [_person(100 + 8 * 35, 50, h=100).keypoints] * 20)
+    assert not same_person(before, stands, max_gap=5)
+
+
+class _CountingFinder:
+    """Finds nobody and counts the frames it was asked about."""
+
+    name = "count"
+    settings: dict = {}
+    detect_every = 10
+
+    def __init__(self):
+        self.calls = 0
+
+    def find_people(self, frame):
+        self.calls += 1
+        return [_person(100, 50)]
+
+    def refine(self, frame, boxes):
+        return [_person(100, 50)] * len(boxes)
+
+
+def test_the_person_finder_runs_at_least_once_per_max_gap(tmp_path):
+    """A person the crops lose must be found again before their track closes: at 10 fps with
+    a 0.5 s gap the finder runs every 5 frames, not every 10."""
+    from helpers import write_video
+
+    from pose3d.keypoints import extract_tracks
+    from pose3d.video import open_source
+
+    finder = _CountingFinder()
+    extract_tracks(open_source(write_video(tmp_path / "v.mp4", frames=40, fps=10)), finder, people="all",
+                   max_gap_seconds=0.5)
+    assert finder.calls == 8
+
+
 class _FollowingBackend:
     """Two people; the whole-frame detector sees the walker only in frame 0 (then she turns
     her back), the landmark model finds whoever is in a crop: the walker, or the person

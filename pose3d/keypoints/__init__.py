@@ -67,8 +67,10 @@ def extract_tracks(source: FrameSource, backend, *, people: str = "main", max_ga
             tracks = None
     strategy = "single person" if tracks is not None else "multi-person"
     if tracks is None:
-        tracks = _run(source, backend, max_gap, single=False,
-                      detect_every=detect_every or getattr(backend, "detect_every", 1))
+        # the finder runs at least once per max_gap frames, so that a person the crops lost is
+        # found again while their track can still be continued (vtest.avi runs at 10 fps)
+        every = detect_every or min(getattr(backend, "detect_every", 1), max_gap)
+        tracks = _run(source, backend, max_gap, single=False, detect_every=every)
     return tracks, {"strategy": strategy, "seconds": time.perf_counter() - started}
 
 
