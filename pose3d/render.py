@@ -21,6 +21,7 @@ loop; the loop copies, draws a few dozen anti-aliased lines and hands the frame 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from .errors import InputError, OutputError
 from .io_utils import atomic_output
@@ -146,6 +148,26 @@ class _ViewCamera:
         return pixels, depth
 
 
+@functools.lru_cache(maxsize=1024)
+def _glyphs(text: str, size_px: int, outline: bool):
+    """(fill mask, outline mask or None, (left, top) of the masks from the baseline origin,
+    advance in pixels) for ``text`` in Pillow's bundled sans-serif font. OpenCV's Hershey
+    font has a single-storey "a" that made "frame" read as "frome"; captions repeat from
+    frame to frame, so the masks are cached."""
+    font = ImageFont.load_default(size=size_px)
+    pad = 2 if outline else 0
+    left, top, right, bottom = font.getbbox(text, anchor="ls", stroke_width=pad)
+    size = (max(1, right - left), max(1, bottom - top))
+
+    def mask(stroke: int) -> np.ndarray:
+        picture = Image.new("L", size, 0)
+        ImageDraw.Draw(picture).text((-left, -top), text, fill=255, font=font, anchor="ls",
+                                     stroke_width=stroke, stroke_fill=255)
+        return np.asarray(picture, np.float32) / 255.0
+
+    return mask(0), (mask(pad) if outline else None), (left, top), int(round(font.getlength(text)))
+
+
 def _fixed_point(pixels: np.ndarray) -> np.ndarray:
     return np.round(np.clip(np.nan_to_num(pixels), -1e5, 1e5) * ONE).astype(np.int32)
 
@@ -178,8 +200,8 @@ class _Renderer:
         self.time_per_frame = 1.0 / v.fps if v.fps > 0 else 0.0
         self.line_2d = max(1, round(height / 240)) + 1
         self.line_3d = max(2, round(height / 180))
-        self.font_scale = max(0.35, height / 1200)
-        self.caption_y = 10 + cv2.getTextSize("0", cv2.FONT_HERSHEY_SIMPLEX, self.font_scale, 1)[0][1]
+        self.font_px = max(11, round(height / 40))
+        self.caption_y = 10 + self.font_px
 
         sx, sy = self.left_width / v.width, height / v.height
         offsets = _places(tracks)
@@ -232,11 +254,20 @@ class _Renderer:
 
     def _text(self, image: np.ndarray, text: str, origin: tuple[int, int], colour, outline: bool = False) -> int:
         """Draws ``text`` with its baseline at ``origin``; returns the x where it ends."""
-        font, scale = cv2.FONT_HERSHEY_SIMPLEX, self.font_scale
-        if outline:
-            cv2.putText(image, text, origin, font, scale, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(image, text, origin, font, scale, colour, 1, cv2.LINE_AA)
-        return origin[0] + cv2.getTextSize(text, font, scale, 1)[0][0]
+        fill, edge, (left, top), advance = _glyphs(text, self.font_px, outline)
+        x0, y0 = origin[0] + left, origin[1] + top
+        for mask, paint in ((edge, (0, 0, 0)), (fill, colour)):
+            if mask is None:
+                continue
+            # the part of the mask that lies inside the image
+            ix0, iy0 = max(x0, 0), max(y0, 0)
+            ix1, iy1 = min(x0 + mask.shape[1], image.shape[1]), min(y0 + mask.shape[0], image.shape[0])
+            if ix1 <= ix0 or iy1 <= iy0:
+                continue
+            alpha = mask[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0, None]
+            region = image[iy0:iy1, ix0:ix1]
+            region[:] = (region * (1.0 - alpha) + np.asarray(paint, np.float32) * alpha).astype(np.uint8)
+        return origin[0] + advance
 
     def compose(self, index: int, frame: np.ndarray | None) -> np.ndarray:
         """The output frame for source frame ``index`` (RGB); the returned buffer is reused."""

@@ -186,3 +186,18 @@ def test_3d_view_stands_people_up():
     pixels, depth = camera.project(standing)
     assert (depth > 0).all() and ((pixels > 0) & (pixels < 400)).all()
     assert (pixels[:, 10, 1] < pixels[:, 3, 1]).all()  # the head above the feet on screen
+
+
+def test_captions_are_drawn_and_clipped_at_the_image_edges(two_people):
+    from pose3d.render import _glyphs, _Renderer
+
+    fill, edge, (left, top), advance = _glyphs("frame 12", 18, True)
+    assert fill.max() == 1.0 and edge is not None and (edge >= fill - 1e-6).all()  # the outline surrounds the letters
+    assert top < 0 < advance  # letters rise above the baseline; the text has a width
+    assert _glyphs("frame 123", 18, False)[3] > advance
+
+    renderer = _Renderer(two_people, two_people.tracks, HEIGHT)
+    renderer.font_px = 18
+    image = np.zeros((40, 60, 3), np.uint8)
+    end = renderer._text(image, "frame 12", (40, 10), (255, 255, 255), outline=True)
+    assert end == 40 + advance and image.max() == 255  # drawn, running off the right and top edges
