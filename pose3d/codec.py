@@ -102,7 +102,7 @@ def scales_from_bone_lengths(joints_model: np.ndarray, reference_bones_m: np.nda
     children = [c for _, c in BONES]
     lengths = np.linalg.norm(joints_model[:, children] - joints_model[:, parents], axis=-1)
     per_frame = lengths.sum(axis=1) / reference_bones_m.sum()
-    return smooth_keeping_trends(per_frame, sigma_seconds * fps)
+    return np.maximum(smooth_keeping_trends(per_frame, sigma_seconds * fps), 1e-9)  # a collapsed pose stays finite
 
 
 def smooth_keeping_trends(values: np.ndarray, sigma_frames: float) -> np.ndarray:
