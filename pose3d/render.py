@@ -152,8 +152,8 @@ class _ViewCamera:
 def _glyphs(text: str, size_px: int, outline: bool):
     """(fill mask, outline mask or None, (left, top) of the masks from the baseline origin,
     advance in pixels) for ``text`` in Pillow's bundled sans-serif font. OpenCV's Hershey
-    font has a single-storey "a" that made "frame" read as "frome"; captions repeat from
-    frame to frame, so the masks are cached."""
+    font has a single-storey "a" that made "frame" read as "frome". Called per character
+    (see ``_Renderer._text``), so every caption is drawn from a few cached masks."""
     font = ImageFont.load_default(size=size_px)
     pad = 2 if outline else 0
     left, top, right, bottom = font.getbbox(text, anchor="ls", stroke_width=pad)
@@ -165,7 +165,19 @@ def _glyphs(text: str, size_px: int, outline: bool):
                                      stroke_width=stroke, stroke_fill=255)
         return np.asarray(picture, np.float32) / 255.0
 
-    return mask(0), (mask(pad) if outline else None), (left, top), int(round(font.getlength(text)))
+    return mask(0), (mask(pad) if outline else None), (left, top), font.getlength(text)
+
+
+def _blend(image: np.ndarray, mask: np.ndarray, x0: int, y0: int, colour) -> None:
+    """Paints ``colour`` into ``image`` through ``mask`` (alpha in [0, 1]) placed at (x0, y0),
+    clipped to the image."""
+    ix0, iy0 = max(x0, 0), max(y0, 0)
+    ix1, iy1 = min(x0 + mask.shape[1], image.shape[1]), min(y0 + mask.shape[0], image.shape[0])
+    if ix1 <= ix0 or iy1 <= iy0:
+        return
+    alpha = mask[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0, None]
+    region = image[iy0:iy1, ix0:ix1]
+    region[:] = (region * (1.0 - alpha) + np.asarray(colour, np.float32) * alpha).astype(np.uint8)
 
 
 def _fixed_point(pixels: np.ndarray) -> np.ndarray:
@@ -254,20 +266,18 @@ class _Renderer:
 
     def _text(self, image: np.ndarray, text: str, origin: tuple[int, int], colour, outline: bool = False) -> int:
         """Draws ``text`` with its baseline at ``origin``; returns the x where it ends."""
-        fill, edge, (left, top), advance = _glyphs(text, self.font_px, outline)
-        x0, y0 = origin[0] + left, origin[1] + top
-        for mask, paint in ((edge, (0, 0, 0)), (fill, colour)):
-            if mask is None:
-                continue
-            # the part of the mask that lies inside the image
-            ix0, iy0 = max(x0, 0), max(y0, 0)
-            ix1, iy1 = min(x0 + mask.shape[1], image.shape[1]), min(y0 + mask.shape[0], image.shape[0])
-            if ix1 <= ix0 or iy1 <= iy0:
-                continue
-            alpha = mask[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0, None]
-            region = image[iy0:iy1, ix0:ix1]
-            region[:] = (region * (1.0 - alpha) + np.asarray(paint, np.float32) * alpha).astype(np.uint8)
-        return origin[0] + advance
+        x = float(origin[0])
+        placed = []  # (masks, x) per character; outlines first, so none covers a letter
+        for char in text:
+            glyph = _glyphs(char, self.font_px, outline)
+            placed.append((glyph, int(round(x))))
+            x += glyph[3]
+        for edges, paint in ((True, (0, 0, 0)), (False, colour)):
+            for (fill, edge, (left, top), _), gx in placed:
+                mask = edge if edges else fill
+                if mask is not None:
+                    _blend(image, mask, gx + left, origin[1] + top, paint)
+        return int(round(x))
 
     def compose(self, index: int, frame: np.ndarray | None) -> np.ndarray:
         """The output frame for source frame ``index`` (RGB); the returned buffer is reused."""

@@ -200,4 +200,4 @@ def test_captions_are_drawn_and_clipped_at_the_image_edges(two_people):
     renderer.font_px = 18
     image = np.zeros((40, 60, 3), np.uint8)
     end = renderer._text(image, "frame 12", (40, 10), (255, 255, 255), outline=True)
-    assert end == 40 + advance and image.max() == 255  # drawn, running off the right and top edges
+    assert abs(end - (40 + advance)) <= 3 and image.max() == 255  # drawn, running off the right and top edges
