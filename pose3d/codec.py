@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .skeleton import BONES, ROOT
+from .skeleton import ROOT, bone_lengths
 
 
 def normalize_2d(keypoints_px, width: float, height: float):
@@ -93,15 +93,13 @@ def scales_from_bone_lengths(joints_model: np.ndarray, reference_bones_m: np.nda
     joints_model: (T, 17, 3) network output; reference_bones_m: (16,) bone lengths in metres
     of the body to match (the training set's mean, or one rescaled to a given height).
     Returns (T,): each frame's summed bone lengths over the reference's sum, smoothed over
-    time (:func:`smooth_keeping_trends`, Gaussian ``sigma_seconds``). Per frame, because the output is sized like the 2D
-    input: a person walking towards the camera grows in the image, and one scale for the
-    whole track would make them grow in metres too. The summed bone lengths do not change
-    with the pose, so dividing by them keeps crouches and reaches as they are.
+    time (:func:`smooth_keeping_trends`, Gaussian ``sigma_seconds``). Per frame, because the
+    output is sized like the 2D input: a person walking towards the camera grows in the
+    image, and one scale for the whole track would make them grow in metres too. The summed
+    bone lengths do not change with the pose, so dividing by them keeps crouches and reaches
+    as they are.
     """
-    parents = [p for p, _ in BONES]
-    children = [c for _, c in BONES]
-    lengths = np.linalg.norm(joints_model[:, children] - joints_model[:, parents], axis=-1)
-    per_frame = lengths.sum(axis=1) / reference_bones_m.sum()
+    per_frame = bone_lengths(joints_model).sum(axis=1) / reference_bones_m.sum()
     return np.maximum(smooth_keeping_trends(per_frame, sigma_seconds * fps), 1e-9)  # a collapsed pose stays finite
 
 
