@@ -22,8 +22,12 @@ def check_writable_dir(path: str | Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {folder}: {exc.strerror}") from None
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"output folder {folder} is not writable")
+    # try it: os.access says yes to root on read-only mounts and on /proc
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputError(f"output folder {folder} is not writable: {exc.strerror or exc}") from None
     return folder
 
 
@@ -35,7 +39,10 @@ def atomic_output(path: str | Path, suffix: str | None = None):
     format by it)."""
     path = Path(path)
     folder = check_writable_dir(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp = Path(tmp)
     try:

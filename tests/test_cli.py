@@ -97,6 +97,14 @@ def test_empty_folder_and_unwritable_output(tmp_path, capsys, weights):
     assert_one_line_error(code, err, 3, "cannot create output folder")
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_output_folder_that_refuses_files(tmp_path, capsys, weights):
+    # /proc exists and os.access calls it writable for root, but no file can be made in it
+    kp = keypoint_file(tmp_path / "k.npz", frames=10)
+    code, err = run(["lift", "--keypoints", kp, "-o", "/proc/pose3d-out.json", "--weights", weights], capsys)
+    assert_one_line_error(code, err, 3, "output folder /proc is not writable")
+
+
 @pytest.mark.parametrize("size", [(16, 16), (1920, 1088)])
 def test_tiny_and_large_frames_and_one_frame_videos(tmp_path, capsys, monkeypatch, weights, size):
     use_fake_backend(monkeypatch)
