@@ -338,3 +338,26 @@ def test_an_unknown_loss_term_is_an_error():
 
     with pytest.raises(InputError, match="unknown loss terms bone_consistancy"):
         TrainConfig(loss_weights={"bone_consistancy": 1.0})
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"epochs": 0}, "epochs must be positive"),
+    ({"batch_size": 0}, "batch_size must be positive"),
+    ({"lr": -1.0}, "lr must be positive"),
+    ({"epochs": "ten"}, "epochs must be a whole number"),
+    ({"clip_frames": 27.5}, "clip_frames must be a whole number"),
+    ({"lr_decay": 1.5}, "lr_decay must lie in"),
+    ({"flip_prob": 2.0}, "flip_prob in [0, 1]"),
+    ({"frame_steps": (1, 0)}, "frame_steps must be whole numbers"),
+    ({"frame_steps": ("2",)}, "frame_steps must be whole numbers"),
+    ({"val": "sometimes"}, "val must be one of quick, full, none"),
+    ({"input_2d": "hrnet"}, "input_2d must be one of sh, gt"),
+    ({"loss_weights": {"mpjpe": -1.0}}, "loss weights must be numbers >= 0"),
+])
+def test_bad_training_options_fail_before_a_run_folder_is_made(tmp_path, options, message):
+    from pose3d.errors import InputError
+    from pose3d.train import TrainConfig
+
+    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        TrainConfig(out_dir=str(tmp_path / "run"), **options)
+    assert not (tmp_path / "run").exists()
