@@ -119,6 +119,8 @@ def lift(
         raise InputError("give an INPUT video/folder/image, or --keypoints FILE")
     if keypoints is None and (size or video):
         raise InputError("--size and --video go with --keypoints")
+    if source is not None and keypoints is not None:
+        raise InputError(f"give INPUT or --keypoints, not both (the video behind the keypoints: --video {source})")
     options = {}
     if backend == BackendChoice.mmpose:
         options = {k: v for k, v in dict(pose2d=mmpose_pose2d, pose2d_weights=mmpose_pose2d_weights,

@@ -140,6 +140,10 @@ def test_keypoint_files_through_the_cli(tmp_path, capsys, weights):
     assert not (tmp_path / "bad.json").exists()
     code, err = run(["lift", "--keypoints", kp, "-o", tmp_path / "k.txt", "--weights", weights], capsys)
     assert_one_line_error(code, err, 2, "must be .json or .npz")
+    code, err = run(["lift", tmp_path / "clip.mp4", "--keypoints", kp, "-o", tmp_path / "both.json",
+                     "--weights", weights], capsys)
+    assert_one_line_error(code, err, 2, "give INPUT or --keypoints, not both")
+    assert not (tmp_path / "both.json").exists()
 
 
 def test_export_and_render_refuse_corrupt_and_newer_results(tmp_path, capsys, weights):
