@@ -15,19 +15,30 @@ from pathlib import Path
 from .errors import OutputError
 
 
-def check_writable_dir(path: str | Path) -> Path:
+def _output_folder(path: str | Path) -> Path:
     """The folder that will hold ``path``, created if needed; OutputError when it cannot be."""
     folder = Path(path).expanduser().resolve().parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {folder}: {exc.strerror}") from None
-    # try it: os.access says yes to root on read-only mounts and on /proc
+    return folder
+
+
+def _not_writable(folder: Path, exc: OSError) -> OutputError:
+    return OutputError(f"output folder {folder} is not writable: {exc.strerror or exc}")
+
+
+def check_writable_dir(path: str | Path) -> Path:
+    """Like the start of :func:`atomic_output`, for failing early: the folder that will hold
+    ``path``, created if needed and tried by making a file in it (os.access says yes to root
+    on read-only mounts and on /proc); OutputError when it cannot be."""
+    folder = _output_folder(path)
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise OutputError(f"output folder {folder} is not writable: {exc.strerror or exc}") from None
+        raise _not_writable(folder, exc) from None
     return folder
 
 
@@ -38,11 +49,11 @@ def atomic_output(path: str | Path, suffix: str | None = None):
     ``suffix`` keeps the extension writers look at (numpy adds '.npz', imageio picks the
     format by it)."""
     path = Path(path)
-    folder = check_writable_dir(path)
-    try:
+    folder = _output_folder(path)
+    try:  # making the temporary file is the writability test
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=folder)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise _not_writable(folder, exc) from None
     os.close(fd)
     tmp = Path(tmp)
     try:
