@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 H36M_FPS = 50.0
 
 
+def _is_number(value, kind) -> bool:
+    """isinstance(value, kind), with bools excluded (True is an int to Python, not to a config)."""
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
 @dataclass
 class TrainConfig:
     out_dir: str = "runs/train"
@@ -72,13 +77,13 @@ class TrainConfig:
         if unknown:
             raise InputError(f"unknown loss terms {', '.join(unknown)}; known: {', '.join(DEFAULT_WEIGHTS)}")
         # checked here, before a run folder is made, so a typo fails in one line, not mid-run
-        numbers = ("epochs", "batch_size", "clip_frames", "stride", "steps_per_epoch", "val_every", "seed",
-                   "lr", "lr_decay", "weight_decay", "flip_prob", "data_fps", "checkpoint_minutes")
-        for name in numbers:
-            value = getattr(self, name)
-            whole = name in numbers[:7]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int if whole else (int, float))):
-                raise InputError(f"training option {name} must be {'a whole number' if whole else 'a number'}, not {value!r}")
+        whole_numbers = ("epochs", "batch_size", "clip_frames", "stride", "steps_per_epoch", "val_every", "seed")
+        numbers = ("lr", "lr_decay", "weight_decay", "flip_prob", "data_fps", "checkpoint_minutes")
+        for names, kind, what in ((whole_numbers, int, "a whole number"), (numbers, (int, float), "a number")):
+            for name in names:
+                value = getattr(self, name)
+                if value is not None and not _is_number(value, kind):
+                    raise InputError(f"training option {name} must be {what}, not {value!r}")
         for name in ("epochs", "batch_size", "clip_frames", "stride", "steps_per_epoch", "val_every", "lr", "data_fps"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -88,14 +93,13 @@ class TrainConfig:
         if self.weight_decay < 0 or not 0 <= self.flip_prob <= 1 or self.checkpoint_minutes < 0:
             raise InputError("training options weight_decay and checkpoint_minutes must be >= 0 and "
                              f"flip_prob in [0, 1] (got {self.weight_decay}, {self.checkpoint_minutes}, {self.flip_prob})")
-        if not self.frame_steps or any(not isinstance(step, int) or isinstance(step, bool) or step < 1
-                                       for step in self.frame_steps):
+        if not self.frame_steps or any(not _is_number(step, int) or step < 1 for step in self.frame_steps):
             raise InputError(f"training option frame_steps must be whole numbers >= 1, not {list(self.frame_steps)}")
         for name, value, choices in (("input_2d", self.input_2d, ("sh", "gt")),
                                      ("val", self.val, ("quick", "full", "none"))):
             if value not in choices:
                 raise InputError(f"training option {name} must be one of {', '.join(choices)}, not {value!r}")
-        if any(not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0 for w in self.loss_weights.values()):
+        if any(not _is_number(w, (int, float)) or w < 0 for w in self.loss_weights.values()):
             raise InputError(f"loss weights must be numbers >= 0: {self.loss_weights}")
 
     @classmethod
