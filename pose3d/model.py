@@ -210,3 +210,56 @@ def _init_linear(module: nn.Module) -> None:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+
+def widened(model: PoseMamba, noise: float = 1e-3, seed: int = 0) -> PoseMamba:
+    """A copy of ``model`` twice as wide (dim, d_inner and the MLP's hidden width doubled) that
+    computes the same function, so a larger network can continue from a trained smaller one
+    (Net2WiderNet, Chen et al. 2016).
+
+    Every channel is duplicated. A weight reading duplicated channels is split in two,
+    w/2 + e and w/2 - e: the sum, hence the output, is unchanged, and the random e gives the
+    two copies different gradients so that training can pull them apart. LayerNorm over
+    duplicated channels sees the same mean and variance. The SSM's low-rank dt projection
+    gains ranks whose input rows start at zero."""
+    c = model.config
+    wide = PoseMamba(PoseMambaConfig(**{**asdict(c), "dim": 2 * c.dim}),
+                     scan_backend=model.spatial_blocks[0].mixer.scan_backend)
+    fresh = wide.state_dict()
+    generator = torch.Generator().manual_seed(seed)
+
+    def tile(t: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        return torch.cat([t, t], dim=dim)
+
+    def split_inputs(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
+        e = noise * t.abs().mean() * torch.randn(t.shape, generator=generator)
+        return torch.cat([t / 2 + e, t / 2 - e], dim=dim)
+
+    state = {}
+    for name, t in model.state_dict().items():
+        leaf = name.split(".")[-1]
+        if name.endswith("in_proj.weight"):  # rows: u then z, each duplicated
+            u, z = t.chunk(2, dim=0)
+            state[name] = split_inputs(torch.cat([u, u, z, z]))
+        elif leaf == "x_proj_weight":  # (K, dt_rank + 2 d_state, d_inner)
+            rank = model.spatial_blocks[0].mixer.dt_rank
+            extra = wide.spatial_blocks[0].mixer.dt_rank - rank
+            t = split_inputs(t)
+            state[name] = torch.cat([t[:, :rank], t.new_zeros(t.shape[0], extra, t.shape[2]), t[:, rank:]], dim=1)
+        elif leaf == "dt_proj_weight":  # (K, d_inner, dt_rank): the new ranks read zeros
+            state[name] = torch.cat([tile(t, 1), fresh[name][:, :, t.shape[2]:]], dim=2)
+        elif leaf in ("dt_proj_bias", "D", "A_log"):  # (K, d_inner, ...)
+            state[name] = tile(t, 1)
+        elif name in ("spatial_pos", "temporal_pos"):
+            state[name] = tile(t, -1)
+        elif name == "head.1.weight":  # (3, dim): reads duplicated channels, writes x, y, z
+            state[name] = split_inputs(t)
+        elif name == "head.1.bias":
+            state[name] = t
+        elif t.dim() == 2 and name != "joint_embed.weight":  # Linear (out, in): both sides duplicated
+            state[name] = split_inputs(tile(t))
+        else:  # per-channel vectors, the embedding (dim, 2) and the depthwise conv (d_inner, 1, 3, 3)
+            state[name] = tile(t)
+    wide.load_state_dict(state)
+    return wide.train(model.training)

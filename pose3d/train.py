@@ -29,7 +29,7 @@ from .devices import choose_device
 from .errors import InputError
 from .evaluate import evaluate_sequences, test_sequences
 from .losses import DEFAULT_WEIGHTS, training_loss
-from .model import PoseMamba, build_model
+from .model import PoseMamba, build_model, widened
 from .progress import progress_bar
 from .skeleton import bone_lengths
 from .weights import load_weights, save_weights
@@ -53,6 +53,7 @@ class TrainConfig:
     preset: str = "S"
     model: dict = field(default_factory=dict)  # overrides of PoseMambaConfig fields
     init_weights: str | None = None    # fine-tune from these weights (e.g. the shipped ones)
+    widen_init: bool = False           # double init_weights' width first (pose3d.model.widened)
     clip_frames: int = 243
     stride: int | None = None          # frames between clip starts (default: clip_frames)
     frame_steps: tuple[int, ...] = (1,)  # 2 = also train at half the data's frame rate
@@ -93,6 +94,10 @@ class TrainConfig:
         if self.weight_decay < 0 or not 0 <= self.flip_prob <= 1 or self.checkpoint_minutes < 0:
             raise InputError("training options weight_decay and checkpoint_minutes must be >= 0 and "
                              f"flip_prob in [0, 1] (got {self.weight_decay}, {self.checkpoint_minutes}, {self.flip_prob})")
+        if not isinstance(self.widen_init, bool):
+            raise InputError(f"training option widen_init must be true or false, not {self.widen_init!r}")
+        if self.widen_init and not self.init_weights:
+            raise InputError("training option widen_init needs init_weights (the model to widen)")
         if not self.frame_steps or any(not _is_number(step, int) or step < 1 for step in self.frame_steps):
             raise InputError(f"training option frame_steps must be whole numbers >= 1, not {list(self.frame_steps)}")
         for name, value, choices in (("input_2d", self.input_2d, ("sh", "gt")),
@@ -182,6 +187,8 @@ def _save_checkpoint(path: Path, model, optimizer, state: dict, meta: dict) -> N
 def _build_model(config: TrainConfig) -> PoseMamba:
     if config.init_weights:
         model, _ = load_weights(config.init_weights, scan_backend=config.scan)
+        if config.widen_init:
+            model = widened(model, seed=config.seed)
         if model.config.max_frames < config.clip_frames:
             raise InputError(f"{config.init_weights} handles clips up to {model.config.max_frames} frames, "
                              f"not {config.clip_frames}")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pose3d import scan
-from pose3d.model import PRESETS, SpatioTemporalSSM, build_model, count_parameters
+from pose3d.model import PRESETS, SpatioTemporalSSM, build_model, count_parameters, widened
 
 PUBLISHED_PARAMETERS = {"S": 1_470_211, "B": 4_742_659, "L": 9_450_499}
 
@@ -86,3 +86,21 @@ def test_training_works_after_inference_at_the_same_clip_length():
         model.eval()(x)
     model.train()(x).square().mean().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_widened_model_computes_the_same_function_and_its_copies_can_separate():
+    torch.manual_seed(0)
+    model = build_model("S", dim=16, depth=2, max_frames=9, drop_path=0.0).eval()
+    for p in model.parameters():  # away from the initialisation, so every weight matters
+        p.data.add_(0.05 * torch.randn_like(p))
+    wide = widened(model, seed=1)
+    assert wide.config.dim == 32 and wide.config.d_inner == 2 * model.config.d_inner
+    assert wide.spatial_blocks[0].mixer.dt_rank == 2 * model.spatial_blocks[0].mixer.dt_rank
+    x = torch.randn(2, 9, 17, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), model(x), atol=1e-5, rtol=1e-4)
+    # one gradient step: the duplicated hidden units of an MLP receive different gradients
+    wide.train()(x).square().mean().backward()
+    grad = wide.temporal_blocks[1].mlp.fc1.weight.grad
+    half = grad.shape[0] // 2
+    assert not torch.allclose(grad[:half], grad[half:], atol=1e-7)

@@ -323,7 +323,7 @@ def test_ddp_with_two_cpu_processes_matches_one_process_with_the_global_batch(h3
 
 
 @pytest.mark.parametrize("name", ["train_cpu_xs27.toml", "train_cpu_xs27_restart.toml", "train_cpu_xs27_stage3.toml",
-                                  "finetune_own_data.toml"])
+                                  "train_cpu_w64_stage4.toml", "finetune_own_data.toml"])
 def test_example_configs_are_valid_training_options(name):
     from pose3d.train import TrainConfig
 
@@ -353,6 +353,8 @@ def test_an_unknown_loss_term_is_an_error():
     ({"val": "sometimes"}, "val must be one of quick, full, none"),
     ({"input_2d": "hrnet"}, "input_2d must be one of sh, gt"),
     ({"loss_weights": {"mpjpe": -1.0}}, "loss weights must be numbers >= 0"),
+    ({"widen_init": "yes", "init_weights": "w.pt"}, "widen_init must be true or false"),
+    ({"widen_init": True}, "widen_init needs init_weights"),
 ])
 def test_bad_training_options_fail_before_a_run_folder_is_made(tmp_path, options, message):
     from pose3d.errors import InputError
