@@ -212,7 +212,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-
 def widened(model: PoseMamba, noise: float = 1e-3, seed: int = 0) -> PoseMamba:
     """A copy of ``model`` twice as wide (dim, d_inner and the MLP's hidden width doubled) that
     computes the same function, so a larger network can continue from a trained smaller one
