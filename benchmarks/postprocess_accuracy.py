@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m"
-H36M_FPS = 50.0
 
 
 def variants(fps: float):
@@ -45,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from pose3d import codec, progress
-    from pose3d.datasets import Human36M
+    from pose3d.datasets import H36M_FPS, Human36M
     from pose3d.evaluate import test_sequences
     from pose3d.lift import Lifter
     from pose3d.lifting import predict_sequence

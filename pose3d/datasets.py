@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
+H36M_FPS = 50.0  # Human3.6M poses and detections
 CAMERAS = ("54138969", "55011271", "58860488", "60457274")
 # Stacked-Hourglass / MPII-16 -> Human3.6M-17 for the joints both skeletons have.
 SH_DIRECT = {0: 6, 1: 2, 2: 1, 3: 0, 4: 3, 5: 4, 6: 5, 11: 13, 12: 14, 13: 15, 14: 12, 15: 11, 16: 10}

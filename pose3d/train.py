@@ -24,7 +24,7 @@ import torch.distributed as dist
 from rich.progress import TextColumn
 
 from . import codec
-from .datasets import TRAIN_SUBJECTS, ClipSampler, Human36M, Sequence, load_user_sequences
+from .datasets import H36M_FPS, TRAIN_SUBJECTS, ClipSampler, Human36M, Sequence, load_user_sequences
 from .devices import choose_device
 from .errors import InputError
 from .evaluate import evaluate_sequences, test_sequences
@@ -35,8 +35,6 @@ from .skeleton import bone_lengths
 from .weights import load_weights, save_weights
 
 log = logging.getLogger(__name__)
-
-H36M_FPS = 50.0
 
 
 def _is_number(value, kind) -> bool:
