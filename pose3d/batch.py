@@ -153,8 +153,9 @@ def run_batch(jobs: list[BatchJob], out_dir: Path, *, weights, device: str, scan
               workers: int = 1, on_outcome=None) -> list[JobOutcome]:
     """Run the jobs; ``on_outcome(outcome)`` is called as each finishes (progress, status).
 
-    KeyboardInterrupt propagates after the workers are stopped; finished outputs are kept
-    and recorded, so the next run resumes."""
+    KeyboardInterrupt propagates after the workers are stopped; finished outputs are kept,
+    and those already recorded in the manifest are skipped by the next run (one written in
+    the instant before the interrupt, not yet recorded, is done again)."""
     outcomes = []
 
     def finished(job: BatchJob, outcome: JobOutcome) -> None:
