@@ -262,3 +262,19 @@ def widened(model: PoseMamba, noise: float = 1e-3, seed: int = 0) -> PoseMamba:
             state[name] = tile(t)
     wide.load_state_dict(state)
     return wide.train(model.training)
+
+
+def lengthened(model: PoseMamba, max_frames: int) -> PoseMamba:
+    """A copy of ``model`` that takes clips up to ``max_frames`` long, for fine-tuning a model
+    trained on short clips at a longer one: the temporal position embedding is stretched by
+    linear interpolation, first and last rows kept (the scan itself has no fixed length)."""
+    c = model.config
+    if max_frames < c.max_frames:
+        raise ValueError(f"lengthened: {max_frames} frames is shorter than the model's {c.max_frames}")
+    long = PoseMamba(PoseMambaConfig(**{**asdict(c), "max_frames": max_frames}),
+                     scan_backend=model.spatial_blocks[0].mixer.scan_backend)
+    state = model.state_dict()
+    rows = state["temporal_pos"].transpose(1, 2)  # (1, dim, frames): interpolate along frames
+    state["temporal_pos"] = F.interpolate(rows, size=max_frames, mode="linear", align_corners=True).transpose(1, 2)
+    long.load_state_dict(state)
+    return long.train(model.training)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from rich.progress import TextColumn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from . import codec
 from .datasets import H36M_FPS, TRAIN_SUBJECTS, ClipSampler, Human36M, Sequence, load_user_sequences
@@ -29,10 +30,10 @@ from .devices import choose_device
 from .errors import InputError
 from .evaluate import evaluate_sequences, test_sequences
 from .losses import DEFAULT_WEIGHTS, training_loss
-from .model import PoseMamba, build_model, widened
+from .model import PoseMamba, build_model, lengthened, widened
 from .progress import progress_bar
 from .skeleton import bone_lengths
-from .weights import load_weights, save_weights
+from .weights import average_weights, load_weights, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class TrainConfig:
     input_2d: str = "sh"               # Human3.6M 2D input: Stacked-Hourglass detections or GT
     preset: str = "S"
     model: dict = field(default_factory=dict)  # overrides of PoseMambaConfig fields
-    init_weights: str | None = None    # fine-tune from these weights (e.g. the shipped ones)
+    init_weights: str | list[str] | None = None  # fine-tune from these weights (a list: their average)
     widen_init: bool = False           # double init_weights' width first (pose3d.model.widened)
     clip_frames: int = 243
     stride: int | None = None          # frames between clip starts (default: clip_frames)
@@ -63,6 +64,7 @@ class TrainConfig:
     lr_decay: float = 0.99             # per epoch
     weight_decay: float = 0.01
     flip_prob: float = 0.5
+    ema_decay: float = 0.0             # > 0: validate and save an exponential moving average of the weights
     loss_weights: dict = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     val: str = "quick"                 # quick | full | none (needs `data`)
     val_every: int = 1
@@ -77,7 +79,7 @@ class TrainConfig:
             raise InputError(f"unknown loss terms {', '.join(unknown)}; known: {', '.join(DEFAULT_WEIGHTS)}")
         # checked here, before a run folder is made, so a typo fails in one line, not mid-run
         whole_numbers = ("epochs", "batch_size", "clip_frames", "stride", "steps_per_epoch", "val_every", "seed")
-        numbers = ("lr", "lr_decay", "weight_decay", "flip_prob", "data_fps", "checkpoint_minutes")
+        numbers = ("lr", "lr_decay", "weight_decay", "flip_prob", "ema_decay", "data_fps", "checkpoint_minutes")
         for names, kind, what in ((whole_numbers, int, "a whole number"), (numbers, (int, float), "a number")):
             for name in names:
                 value = getattr(self, name)
@@ -87,6 +89,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise InputError(f"training option {name} must be positive, not {value}")
+        if not 0 <= self.ema_decay < 1:
+            raise InputError(f"training option ema_decay must lie in [0, 1), not {self.ema_decay}")
         if not 0 < self.lr_decay <= 1:
             raise InputError(f"training option lr_decay must lie in (0, 1], not {self.lr_decay}")
         if self.weight_decay < 0 or not 0 <= self.flip_prob <= 1 or self.checkpoint_minutes < 0:
@@ -94,6 +98,9 @@ class TrainConfig:
                              f"flip_prob in [0, 1] (got {self.weight_decay}, {self.checkpoint_minutes}, {self.flip_prob})")
         if not isinstance(self.widen_init, bool):
             raise InputError(f"training option widen_init must be true or false, not {self.widen_init!r}")
+        if isinstance(self.init_weights, list) and not (
+                self.init_weights and all(isinstance(p, str) for p in self.init_weights)):
+            raise InputError(f"training option init_weights must be a path or a list of paths, not {self.init_weights!r}")
         if self.widen_init and not self.init_weights:
             raise InputError("training option widen_init needs init_weights (the model to widen)")
         if not self.frame_steps or any(not _is_number(step, int) or step < 1 for step in self.frame_steps):
@@ -172,11 +179,14 @@ def mean_bone_lengths_m(sequences: list[Sequence]) -> list[float]:
 
 
 # --------------------------------------------------------------------------- checkpoints
-def _save_checkpoint(path: Path, model, optimizer, state: dict, meta: dict) -> None:
-    module = getattr(model, "module", model)
-    payload = {"format": "pose3d-checkpoint", "version": 1, "config": asdict(module.config),
-               "state_dict": module.state_dict(), "optimizer": optimizer.state_dict(),
+def _save_checkpoint(path: Path, model, optimizer, ema, state: dict, meta: dict) -> None:
+    """Resumable state; ``state_dict`` holds the weights to use (the average when there is one),
+    so the checkpoint also loads as weights."""
+    payload = {"format": "pose3d-checkpoint", "version": 1, "config": asdict(model.config),
+               "state_dict": (ema.module if ema else model).state_dict(), "optimizer": optimizer.state_dict(),
                "state": state, "meta": meta}
+    if ema:
+        payload.update(trained_state_dict=model.state_dict(), ema_state_dict=ema.state_dict())
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
@@ -184,12 +194,16 @@ def _save_checkpoint(path: Path, model, optimizer, state: dict, meta: dict) -> N
 
 def _build_model(config: TrainConfig) -> PoseMamba:
     if config.init_weights:
-        model, _ = load_weights(config.init_weights, scan_backend=config.scan)
+        if isinstance(config.init_weights, list):
+            model, _ = average_weights(config.init_weights, scan_backend=config.scan)
+        else:
+            model, _ = load_weights(config.init_weights, scan_backend=config.scan)
         if config.widen_init:
             model = widened(model, seed=config.seed)
         if model.config.max_frames < config.clip_frames:
-            raise InputError(f"{config.init_weights} handles clips up to {model.config.max_frames} frames, "
-                             f"not {config.clip_frames}")
+            log.info("%s was trained on clips up to %d frames: its temporal position embedding is stretched "
+                     "to %d", config.init_weights, model.config.max_frames, config.clip_frames)
+            model = lengthened(model, config.clip_frames)
         return model.train()
     return build_model(config.preset, max_frames=config.clip_frames, scan_backend=config.scan, **config.model)
 
@@ -213,10 +227,15 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                           config.frame_steps, config.flip_prob)
     model = _build_model(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # the average smooths the last steps' noise out of the weights (a cheap, continuous weight average)
+    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+           if config.ema_decay else None)
     state = {"epoch": 0, "batch": 0, "best_p1": math.inf, "step": 0}
     if resume:
         payload = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(payload.get("trained_state_dict", payload["state_dict"]))
+        if ema and "ema_state_dict" in payload:
+            ema.load_state_dict(payload["ema_state_dict"])
         optimizer.load_state_dict(payload["optimizer"])
         state = payload["state"]
         log.info("resuming %s at epoch %d, batch %d", out, state["epoch"] + 1, state["batch"])
@@ -229,6 +248,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     ddp_model = (torch.nn.parallel.DistributedDataParallel(model, gradient_as_bucket_view=True)
                  if world > 1 else model)
 
+    scored = ema.module if ema else model  # the weights that are validated and saved
     last_save = time.monotonic()
     for epoch in range(state["epoch"], config.epochs):
         for group in optimizer.param_groups:
@@ -252,6 +272,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if ema:
+                    ema.update_parameters(model)
                 state["step"] += 1
                 for k, v in {"loss": loss.item(), **terms}.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -260,32 +282,32 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 if b % 50 == 0:
                     log.info("epoch %d batch %d/%d loss %.4f", epoch + 1, b, per_rank, sums["loss"] / count)
                 if rank == 0 and time.monotonic() - last_save > 60 * config.checkpoint_minutes:
-                    _save_checkpoint(checkpoint_path, model, optimizer, {**state, "epoch": epoch, "batch": b + 1}, meta)
+                    _save_checkpoint(checkpoint_path, model, optimizer, ema, {**state, "epoch": epoch, "batch": b + 1}, meta)
                     last_save = time.monotonic()
         state["batch"] = 0
         record = {"epoch": epoch + 1, "step": state["step"], "lr": optimizer.param_groups[0]["lr"],
                   "seconds": round(time.monotonic() - started, 1),
                   **{f"train_{k}": v / max(count, 1) for k, v in sums.items()}}
         if rank == 0 and val_seqs and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-            model.eval()
-            result = evaluate_sequences(model, val_seqs, clip_frames=config.clip_frames,
+            scored.eval()
+            result = evaluate_sequences(scored, val_seqs, clip_frames=config.clip_frames,
                                         description=f"validation ({config.val})")
             record.update(val_p1=result.p1, val_p2=result.p2)
             if result.p1 < state["best_p1"]:
                 state["best_p1"] = result.p1
-                save_weights(out / "best.pt", model, {**meta, "epochs": epoch + 1,
+                save_weights(out / "best.pt", scored, {**meta, "epochs": epoch + 1,
                                                       "val": {config.val: {"p1": result.p1, "p2": result.p2}}})
         if rank == 0:
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in record.items()
                                                          if isinstance(v, float)))
-            _save_checkpoint(checkpoint_path, model, optimizer, {**state, "epoch": epoch + 1}, meta)
+            _save_checkpoint(checkpoint_path, model, optimizer, ema, {**state, "epoch": epoch + 1}, meta)
             last_save = time.monotonic()
         if world > 1:
             dist.barrier()
     if rank == 0:
-        save_weights(out / "final.pt", model, {**meta, "epochs": config.epochs})
+        save_weights(out / "final.pt", scored, {**meta, "epochs": config.epochs})
     if world > 1:
         dist.destroy_process_group()
     return out / ("best.pt" if (out / "best.pt").is_file() else "final.pt")

@@ -80,3 +80,23 @@ def load_weights(path: str | Path | None = None, *, device: torch.device | str =
     meta = dict(payload.get("meta", {}))
     meta.update(path=str(path), sha256=file_sha256(path))
     return model.to(device).eval(), meta
+
+
+def average_weights(paths: list[str | Path], *, scan_backend: str = "auto") -> tuple[PoseMamba, dict]:
+    """(model, meta): the tensor-by-tensor mean of weights files of one architecture, e.g. the
+    best epochs of successive training stages, which often lie in one basin (a "model soup",
+    Wortsman et al. 2022). ``meta`` is the first file's, with ``averaged_from`` listing them all."""
+    if not paths:
+        raise InputError("no weights files to average")
+    loaded = [load_weights(p, scan_backend=scan_backend) for p in paths]
+    model, meta = loaded[0]
+    for other, other_meta in loaded[1:]:
+        if other.config != model.config:
+            raise InputError(f"cannot average {other_meta['path']} with {meta['path']}: different architectures "
+                             f"({asdict(other.config)} vs {asdict(model.config)})")
+    states = [m.state_dict() for m, _ in loaded]
+    model.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+                           for k, v in states[0].items()})
+    meta = {k: v for k, v in meta.items() if k not in ("path", "sha256", "val", "epochs")}
+    meta["averaged_from"] = [{"path": m["path"], "sha256": m["sha256"]} for _, m in loaded]
+    return model, meta

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pose3d import scan
-from pose3d.model import PRESETS, SpatioTemporalSSM, build_model, count_parameters, widened
+from pose3d.model import PRESETS, SpatioTemporalSSM, build_model, count_parameters, lengthened, widened
 
 PUBLISHED_PARAMETERS = {"S": 1_470_211, "B": 4_742_659, "L": 9_450_499}
 
@@ -104,3 +104,20 @@ def test_widened_model_computes_the_same_function_and_its_copies_can_separate():
     grad = wide.temporal_blocks[1].mlp.fc1.weight.grad
     half = grad.shape[0] // 2
     assert not torch.allclose(grad[:half], grad[half:], atol=1e-7)
+
+
+def test_lengthened_model_stretches_the_temporal_embedding_and_keeps_the_rest():
+    torch.manual_seed(0)
+    model = build_model("S", dim=16, depth=1, max_frames=3, drop_path=0.0).eval()
+    long = lengthened(model, 5)
+    assert long.config.max_frames == 5 and not long.training
+    old, new = model.temporal_pos[0].detach(), long.temporal_pos[0].detach()
+    # rows 0, 2, 4 of the stretched embedding are the old rows 0, 1, 2; rows 1, 3 lie halfway
+    torch.testing.assert_close(new[::2], old)
+    torch.testing.assert_close(new[1::2], (old[:-1] + old[1:]) / 2)
+    for name, value in model.state_dict().items():
+        if name != "temporal_pos":
+            assert torch.equal(long.state_dict()[name], value), name
+    assert long(torch.randn(1, 5, 17, 2)).shape == (1, 5, 17, 3)
+    with pytest.raises(ValueError, match="shorter"):
+        lengthened(model, 2)

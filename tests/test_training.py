@@ -22,10 +22,11 @@ import torch
 from pose3d import codec, scan
 from pose3d.cli import main
 from pose3d.datasets import CAMERAS, SH_DIRECT, TEST_SUBJECTS, TRAIN_SUBJECTS, ClipSampler, Human36M, project, world_to_camera
+from pose3d.errors import InputError
 from pose3d.losses import bone_consistency, training_loss
 from pose3d.model import build_model
 from pose3d.skeleton import H36M_BONE_LENGTHS_M, PARENTS, bone_lengths
-from pose3d.weights import load_weights
+from pose3d.weights import average_weights, load_weights, save_weights
 
 SUBJECTS = TRAIN_SUBJECTS + TEST_SUBJECTS
 RECORDINGS = ("Walking 1", "Eating")
@@ -264,6 +265,56 @@ def test_resume_continues_from_the_checkpoint(trained_run, tmp_path):
     assert len(read_metrics(trained_run)) == 1  # a moved run folder resumes where it is now
 
 
+@pytest.mark.slow
+def test_weight_average_is_what_is_saved_and_it_resumes(h36m_dir, tmp_path):
+    decay = 0.75
+    out = tmp_path / "ema"
+    base = ["train", "--data", h36m_dir, "--config", tiny_config(tmp_path, ema_decay=decay), "--out", out,
+            "--steps-per-epoch", 1, "--device", "cpu"]
+    assert run_cli(base + ["--epochs", 1]) == 0
+    first = torch.load(out / "last.pt", weights_only=True)
+    for k, v in first["trained_state_dict"].items():  # after one step the average is that step's weights
+        torch.testing.assert_close(first["state_dict"][k], v)
+    assert run_cli(base + ["--epochs", 2, "--resume"]) == 0
+    second = torch.load(out / "last.pt", weights_only=True)
+    trained = second["trained_state_dict"]
+    assert any(not torch.equal(trained[k], v) for k, v in first["trained_state_dict"].items())
+    for k, v in trained.items():  # average = decay * previous average + (1 - decay) * new weights
+        if v.is_floating_point():
+            torch.testing.assert_close(second["state_dict"][k], decay * first["state_dict"][k] + (1 - decay) * v)
+    # the validated and saved weights are the average
+    final, _ = load_weights(out / "final.pt")
+    for k, v in final.state_dict().items():
+        torch.testing.assert_close(v, second["state_dict"][k])
+
+
+def test_average_of_weights_files(tmp_path):
+    torch.manual_seed(0)
+    models = [build_model("S", max_frames=CLIP, **TINY_MODEL) for _ in range(2)]
+    for i, model in enumerate(models):
+        save_weights(tmp_path / f"{i}.pt", model, {"fps": 50.0, "epochs": i})
+    average, meta = average_weights([tmp_path / "0.pt", tmp_path / "1.pt"])
+    for k, v in average.state_dict().items():
+        torch.testing.assert_close(v, (models[0].state_dict()[k] + models[1].state_dict()[k]) / 2)
+    assert meta["fps"] == 50.0 and "epochs" not in meta and len(meta["averaged_from"]) == 2
+    save_weights(tmp_path / "wide.pt", build_model("S", max_frames=CLIP, **{**TINY_MODEL, "dim": 32}), {})
+    with pytest.raises(InputError, match="different architectures"):
+        average_weights([tmp_path / "0.pt", tmp_path / "wide.pt"])
+
+
+@pytest.mark.slow
+def test_fine_tuning_from_an_average_at_longer_clips(trained_run, h36m_dir, tmp_path):
+    """init_weights as a list starts from their average; longer clips than the weights were
+    trained on stretch the temporal position embedding."""
+    out = tmp_path / "longer"
+    config = tiny_config(tmp_path, init_weights=[str(trained_run / "best.pt"), str(trained_run / "final.pt")])
+    code = run_cli(["train", "--data", h36m_dir, "--config", config, "--out", out, "--epochs", 1,
+                    "--steps-per-epoch", 1, "-T", 2 * CLIP, "--val", "none", "--device", "cpu"])
+    assert code == 0
+    model, meta = load_weights(out / "final.pt")
+    assert model.config.max_frames == 2 * CLIP and meta["clip_frames"] == 2 * CLIP
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert run_cli(["train", "--out", tmp_path / "none", "--resume"]) != 0
     err = capsys.readouterr().err
@@ -323,7 +374,7 @@ def test_ddp_with_two_cpu_processes_matches_one_process_with_the_global_batch(h3
 
 
 @pytest.mark.parametrize("name", ["train_cpu_xs27.toml", "train_cpu_xs27_restart.toml", "train_cpu_xs27_stage3.toml",
-                                  "train_cpu_w64_stage4.toml", "finetune_own_data.toml"])
+                                  "train_cpu_w64_stage4.toml", "train_cpu_xs81_stage5.toml", "finetune_own_data.toml"])
 def test_example_configs_are_valid_training_options(name):
     from pose3d.train import TrainConfig
 
@@ -355,6 +406,8 @@ def test_an_unknown_loss_term_is_an_error():
     ({"loss_weights": {"mpjpe": -1.0}}, "loss weights must be numbers >= 0"),
     ({"widen_init": "yes", "init_weights": "w.pt"}, "widen_init must be true or false"),
     ({"widen_init": True}, "widen_init needs init_weights"),
+    ({"ema_decay": 1.0}, "ema_decay must lie in"),
+    ({"init_weights": []}, "init_weights must be a path or a list of paths"),
 ])
 def test_bad_training_options_fail_before_a_run_folder_is_made(tmp_path, options, message):
     from pose3d.errors import InputError
