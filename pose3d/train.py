@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from rich.progress import TextColumn
-from torch.optim.swa_utils import get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import codec
 from .datasets import H36M_FPS, TRAIN_SUBJECTS, ClipSampler, Human36M, Sequence, load_user_sequences
@@ -228,7 +228,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     model = _build_model(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     # the average smooths the last steps' noise out of the weights (a cheap, continuous weight average)
-    ema = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
            if config.ema_decay else None)
     state = {"epoch": 0, "batch": 0, "best_p1": math.inf, "step": 0}
     if resume:

@@ -383,6 +383,18 @@ def test_example_configs_are_valid_training_options(name):
     assert config.clip_frames in (27, 81) and config.epochs > 0
 
 
+def test_shipped_weights_match_their_description():
+    from dataclasses import asdict
+
+    folder = Path(__file__).resolve().parents[1] / "weights"
+    info = json.loads((folder / "posemamba_xs_h36m.json").read_text())
+    model, meta = load_weights(folder / info["file"])
+    assert asdict(model.config) == info["config"] and meta["clip_frames"] == info["clip_frames"]
+    assert meta["frame_steps"] == info["frame_steps"] and meta["fps"] == 50.0
+    assert len(meta["reference_bone_lengths_m"]) == 16
+    assert {k: v["protocol"] for k, v in info["h36m_s9_s11"].items()} == {"sh": "full, flip", "gt": "full, flip"}
+
+
 def test_an_unknown_loss_term_is_an_error():
     from pose3d.errors import InputError
     from pose3d.train import TrainConfig
