@@ -212,6 +212,12 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def _resized(model: PoseMamba, **changes) -> PoseMamba:
+    """A fresh PoseMamba with ``model``'s configuration and scan backend, ``changes`` applied."""
+    return PoseMamba(PoseMambaConfig(**{**asdict(model.config), **changes}),
+                     scan_backend=model.spatial_blocks[0].mixer.scan_backend)
+
+
 def widened(model: PoseMamba, noise: float = 1e-3, seed: int = 0) -> PoseMamba:
     """A copy of ``model`` twice as wide (dim, d_inner and the MLP's hidden width doubled) that
     computes the same function, so a larger network can continue from a trained smaller one
@@ -223,8 +229,7 @@ def widened(model: PoseMamba, noise: float = 1e-3, seed: int = 0) -> PoseMamba:
     duplicated channels sees the same mean and variance. The SSM's low-rank dt projection
     gains ranks whose input rows start at zero."""
     c = model.config
-    wide = PoseMamba(PoseMambaConfig(**{**asdict(c), "dim": 2 * c.dim}),
-                     scan_backend=model.spatial_blocks[0].mixer.scan_backend)
+    wide = _resized(model, dim=2 * c.dim)
     fresh = wide.state_dict()
     generator = torch.Generator().manual_seed(seed)
 
@@ -271,8 +276,7 @@ def lengthened(model: PoseMamba, max_frames: int) -> PoseMamba:
     c = model.config
     if max_frames < c.max_frames:
         raise ValueError(f"lengthened: {max_frames} frames is shorter than the model's {c.max_frames}")
-    long = PoseMamba(PoseMambaConfig(**{**asdict(c), "max_frames": max_frames}),
-                     scan_backend=model.spatial_blocks[0].mixer.scan_backend)
+    long = _resized(model, max_frames=max_frames)
     state = model.state_dict()
     rows = state["temporal_pos"].transpose(1, 2)  # (1, dim, frames): interpolate along frames
     state["temporal_pos"] = F.interpolate(rows, size=max_frames, mode="linear", align_corners=True).transpose(1, 2)

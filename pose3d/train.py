@@ -33,7 +33,7 @@ from .losses import DEFAULT_WEIGHTS, training_loss
 from .model import PoseMamba, build_model, lengthened, widened
 from .progress import progress_bar
 from .skeleton import bone_lengths
-from .weights import average_weights, load_weights, save_weights
+from .weights import average_weights, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -194,10 +194,8 @@ def _save_checkpoint(path: Path, model, optimizer, ema, state: dict, meta: dict)
 
 def _build_model(config: TrainConfig) -> PoseMamba:
     if config.init_weights:
-        if isinstance(config.init_weights, list):
-            model, _ = average_weights(config.init_weights, scan_backend=config.scan)
-        else:
-            model, _ = load_weights(config.init_weights, scan_backend=config.scan)
+        paths = config.init_weights if isinstance(config.init_weights, list) else [config.init_weights]
+        model, _ = average_weights(paths, scan_backend=config.scan)  # one file: its own weights
         if config.widen_init:
             model = widened(model, seed=config.seed)
         if model.config.max_frames < config.clip_frames:

@@ -396,7 +396,6 @@ def test_shipped_weights_match_their_description():
 
 
 def test_an_unknown_loss_term_is_an_error():
-    from pose3d.errors import InputError
     from pose3d.train import TrainConfig
 
     with pytest.raises(InputError, match="unknown loss terms bone_consistancy"):
@@ -422,7 +421,6 @@ def test_an_unknown_loss_term_is_an_error():
     ({"init_weights": []}, "init_weights must be a path or a list of paths"),
 ])
 def test_bad_training_options_fail_before_a_run_folder_is_made(tmp_path, options, message):
-    from pose3d.errors import InputError
     from pose3d.train import TrainConfig
 
     with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
