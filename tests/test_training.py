@@ -373,12 +373,19 @@ def test_ddp_with_two_cpu_processes_matches_one_process_with_the_global_batch(h3
     assert sum(not torch.equal(single[k], initial[k]) for k in single) > len(single) // 2
 
 
-@pytest.mark.parametrize("name", ["train_cpu_xs27.toml", "train_cpu_xs27_restart.toml", "train_cpu_xs27_stage3.toml",
-                                  "train_cpu_w64_stage4.toml", "train_cpu_xs81_stage5.toml", "finetune_own_data.toml"])
-def test_example_configs_are_valid_training_options(name):
+EXAMPLE_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
+
+
+def test_examples_hold_the_documented_training_configs():
+    assert {p.name for p in EXAMPLE_CONFIGS} >= {"train_cpu_xs27.toml", "train_cpu_xs27_restart.toml",
+                                                 "train_cpu_xs27_stage3.toml", "finetune_own_data.toml"}
+
+
+@pytest.mark.parametrize("path", EXAMPLE_CONFIGS, ids=lambda p: p.name)
+def test_example_configs_are_valid_training_options(path):
     from pose3d.train import TrainConfig
 
-    values = TrainConfig.from_file(Path(__file__).resolve().parents[1] / "examples" / name)
+    values = TrainConfig.from_file(path)
     config = TrainConfig(**values)
     assert config.clip_frames in (27, 81) and config.epochs > 0
 
