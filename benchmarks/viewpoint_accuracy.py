@@ -1,0 +1,86 @@
+"""How much does the lifter depend on Human3.6M's camera height? Each test pose is seen by a
+virtual camera raised (or lowered) around the person at the same distance, and scored.
+
+    python benchmarks/viewpoint_accuracy.py [--weights W] [--data DIR] [--pitches -15,0,15,30,45,60]
+
+For each pitch the ground-truth poses of S9/S11 (quick protocol: camera 54138969, the first 486
+frames of each recording) are rotated about the camera's horizontal axis through the pelvis
+(positive: the camera moves up and looks down on the person), projected with the camera's own
+intrinsics and distortion (ground-truth 2D, no detector), lifted with flip averaging on
+non-overlapping clips, and scored against the rotated poses. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m"
+
+
+def pitched(joints_cam: np.ndarray, degrees: float) -> np.ndarray:
+    """(T, J, 3) camera-frame metres as seen by the camera pitched down by ``degrees`` about its
+    x axis, circling the pelvis (joint 0) at the same distance (y points down, z forward)."""
+    t = np.radians(degrees)
+    rotation = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(t), -np.sin(t)], [0.0, np.sin(t), np.cos(t)]])
+    root = joints_cam[:, :1]
+    return (joints_cam - root) @ rotation.T + root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", default=None, help="lifter weights (default: the shipped ones)")
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="Human3.6M folder (docs/training.md)")
+    parser.add_argument("--pitches", default="-15,0,15,30,45,60", help="camera pitches in degrees, comma-separated")
+    args = parser.parse_args()
+    pitches = [float(p) for p in args.pitches.split(",")]
+
+    from pose3d import codec, progress
+    from pose3d.datasets import CAMERAS, TEST_SUBJECTS, Human36M, action_of, project, world_to_camera
+    from pose3d.evaluate import EXCLUDED_RECORDINGS, QUICK_FRAMES
+    from pose3d.lift import Lifter
+    from pose3d.lifting import predict_sequence
+    from pose3d.metrics import mpjpe, p_mpjpe, summarize_by_action
+    from pose3d.weights import default_weights_path, file_sha256
+
+    lifter = Lifter(args.weights)
+    data = Human36M(args.data)
+    camera_id = CAMERAS[0]
+    views = [(action_of(rec), data.cameras[subject][camera_id],
+              world_to_camera(data.poses[f"{subject}/{rec}"][:QUICK_FRAMES].astype(np.float64),
+                              data.cameras[subject][camera_id]))
+             for subject in TEST_SUBJECTS for rec in data.recordings(subject)
+             if f"{subject}/{rec}" not in EXCLUDED_RECORDINGS]
+
+    rows = []
+    with progress.progress_bar() as bar:
+        task = bar.add_task("lifting S9/S11 from pitched cameras", total=len(pitches) * len(views))
+        for degrees in pitches:
+            p1, p2 = defaultdict(list), defaultdict(list)
+            for action, camera, joints_cam in views:
+                seen = pitched(joints_cam, degrees)
+                width, height = camera["width"], camera["height"]
+                scale = codec.camera_scale(float(np.mean(camera["f"])), width, seen[:, 0, 2])
+                keypoints = codec.normalize_2d(project(seen, camera), width, height).astype(np.float32)
+                pred = predict_sequence(lifter.model, keypoints, clip_frames=lifter.clip_frames, overlap=0, flip=True)
+                pred_mm = codec.model_to_metres(pred, scale) * 1000.0
+                true_mm = (seen - seen[:, :1]) * 1000.0
+                p1[action].append(mpjpe(pred_mm, true_mm))
+                p2[action].append(p_mpjpe(pred_mm, true_mm))
+                bar.advance(task)
+            rows.append((degrees, np.mean(list(summarize_by_action(p1).values())),
+                         np.mean(list(summarize_by_action(p2).values()))))
+
+    weights = Path(args.weights) if args.weights else default_weights_path()
+    print(f"weights: {weights.name} (sha256 {file_sha256(weights)[:12]}); ground-truth 2D from pitched "
+          f"cameras; S9/S11, camera {camera_id}, first {QUICK_FRAMES} frames, flip averaging on\n")
+    print("| camera pitch (degrees, + looks down) | P1 (mm) | P2 (mm) |\n| ---: | ---: | ---: |")
+    for degrees, mean_p1, mean_p2 in rows:
+        print(f"| {degrees:+.0f} | {mean_p1:.1f} | {mean_p2:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
