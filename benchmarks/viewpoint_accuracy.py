@@ -1,7 +1,7 @@
 """How much does the lifter depend on Human3.6M's camera height? Each test pose is seen by a
 virtual camera raised (or lowered) around the person at the same distance, and scored.
 
-    python benchmarks/viewpoint_accuracy.py [--weights W] [--data DIR] [--pitches -15,0,15,30,45,60]
+    python benchmarks/viewpoint_accuracy.py [--weights W] [--data DIR] [--pitches=-15,0,15,30,45,60]
 
 For each pitch the ground-truth poses of S9/S11 (quick protocol: camera 54138969, the first 486
 frames of each recording) are rotated about the camera's horizontal axis through the pelvis
@@ -34,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default=None, help="lifter weights (default: the shipped ones)")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="Human3.6M folder (docs/training.md)")
-    parser.add_argument("--pitches", default="-15,0,15,30,45,60", help="camera pitches in degrees, comma-separated")
+    parser.add_argument("--pitches", default="-15,0,15,30,45,60", help="camera pitches in degrees, comma-separated (write --pitches=-15,0 when the first is negative)")
     args = parser.parse_args()
     pitches = [float(p) for p in args.pitches.split(",")]
 
