@@ -13,7 +13,6 @@ non-overlapping clips, and scored against the rotated poses. Prints a markdown t
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -38,41 +37,31 @@ def main() -> None:
     args = parser.parse_args()
     pitches = [float(p) for p in args.pitches.split(",")]
 
-    from pose3d import codec, progress
-    from pose3d.datasets import CAMERAS, TEST_SUBJECTS, Human36M, action_of, project, world_to_camera
-    from pose3d.evaluate import EXCLUDED_RECORDINGS, QUICK_FRAMES
+    from pose3d.datasets import CAMERAS, TEST_SUBJECTS, Human36M, Sequence, project, world_to_camera
+    from pose3d.evaluate import EXCLUDED_RECORDINGS, QUICK_FRAMES, evaluate_sequences
     from pose3d.lift import Lifter
-    from pose3d.lifting import predict_sequence
-    from pose3d.metrics import mpjpe, p_mpjpe, summarize_by_action
     from pose3d.weights import default_weights_path, file_sha256
 
     lifter = Lifter(args.weights)
     data = Human36M(args.data)
     camera_id = CAMERAS[0]
-    views = [(action_of(rec), data.cameras[subject][camera_id],
-              world_to_camera(data.poses[f"{subject}/{rec}"][:QUICK_FRAMES].astype(np.float64),
-                              data.cameras[subject][camera_id]))
-             for subject in TEST_SUBJECTS for rec in data.recordings(subject)
-             if f"{subject}/{rec}" not in EXCLUDED_RECORDINGS]
+    views = []  # (name, camera, camera-frame metres)
+    for subject in TEST_SUBJECTS:
+        camera = data.cameras[subject][camera_id]
+        for rec in data.recordings(subject):
+            if f"{subject}/{rec}" not in EXCLUDED_RECORDINGS:
+                world = data.poses[f"{subject}/{rec}"][:QUICK_FRAMES].astype(np.float64)
+                views.append((f"{subject}/{rec}/{camera_id}", camera, world_to_camera(world, camera)))
 
     rows = []
-    with progress.progress_bar() as bar:
-        task = bar.add_task("lifting S9/S11 from pitched cameras", total=len(pitches) * len(views))
-        for degrees in pitches:
-            p1, p2 = defaultdict(list), defaultdict(list)
-            for action, camera, joints_cam in views:
-                seen = pitched(joints_cam, degrees)
-                width, height = camera["width"], camera["height"]
-                scale = codec.camera_scale(float(np.mean(camera["f"])), width, seen[:, 0, 2])
-                keypoints = codec.normalize_2d(project(seen, camera), width, height).astype(np.float32)
-                pred = predict_sequence(lifter.model, keypoints, clip_frames=lifter.clip_frames, overlap=0, flip=True)
-                pred_mm = codec.model_to_metres(pred, scale) * 1000.0
-                true_mm = (seen - seen[:, :1]) * 1000.0
-                p1[action].append(mpjpe(pred_mm, true_mm))
-                p2[action].append(p_mpjpe(pred_mm, true_mm))
-                bar.advance(task)
-            rows.append((degrees, np.mean(list(summarize_by_action(p1).values())),
-                         np.mean(list(summarize_by_action(p2).values()))))
+    for degrees in pitches:
+        sequences = []
+        for name, camera, joints_cam in views:
+            seen = pitched(joints_cam, degrees)
+            sequences.append(Sequence.from_camera_view(name, seen, project(seen, camera), camera))
+        result = evaluate_sequences(lifter.model, sequences, clip_frames=lifter.clip_frames,
+                                    description=f"camera pitch {degrees:+.0f} degrees")
+        rows.append((degrees, result.p1, result.p2))
 
     weights = Path(args.weights) if args.weights else default_weights_path()
     print(f"weights: {weights.name} (sha256 {file_sha256(weights)[:12]}); ground-truth 2D from pitched "

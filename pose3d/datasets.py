@@ -54,6 +54,17 @@ class Sequence:
     def __len__(self) -> int:
         return len(self.keypoints_2d)
 
+    @classmethod
+    def from_camera_view(cls, name: str, joints_cam: np.ndarray, keypoints_px: np.ndarray,
+                         camera: dict) -> "Sequence":
+        """A view from camera-frame metres (T, 17, 3) and pixels (T, 17, 2), in model units."""
+        w, h = camera["width"], camera["height"]
+        scale = codec.camera_scale(float(np.mean(camera["f"])), w, joints_cam[:, 0, 2])
+        return cls(name=name, action=action_of(name.split("/")[1]),
+                   keypoints_2d=codec.normalize_2d(keypoints_px, w, h).astype(np.float32),
+                   joints_3d=codec.metres_to_model(joints_cam, scale).astype(np.float32),
+                   scale=scale.astype(np.float32), width=w, height=h)
+
 
 # --------------------------------------------------------------------------- Human3.6M
 def action_of(recording: str) -> str:
@@ -166,13 +177,7 @@ class Human36M:
                         continue
                     n = len(cam3d) if max_frames is None else min(len(cam3d), max_frames)
                     kp = (gt2d if input_2d == "gt" else np.einsum("js,tsc->tjc", self.sh_mapping, sh))[:n]
-                    w, h = camera["width"], camera["height"]
-                    scale = codec.camera_scale(float(np.mean(camera["f"])), w, cam3d[:n, 0, 2])
-                    out.append(Sequence(
-                        name=f"{subject}/{recording}/{cam_id}", action=action_of(recording),
-                        keypoints_2d=codec.normalize_2d(kp, w, h).astype(np.float32),
-                        joints_3d=codec.metres_to_model(cam3d[:n], scale).astype(np.float32),
-                        scale=scale.astype(np.float32), width=w, height=h))
+                    out.append(Sequence.from_camera_view(f"{subject}/{recording}/{cam_id}", cam3d[:n], kp, camera))
         if not out:
             raise InputError(f"no sequences for subjects {', '.join(subjects)} with {input_2d} 2D in {self.dir}")
         return out
