@@ -20,15 +20,6 @@ import numpy as np
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "h36m"
 
 
-def pitched(joints_cam: np.ndarray, degrees: float) -> np.ndarray:
-    """(T, J, 3) camera-frame metres as seen by the camera pitched down by ``degrees`` about its
-    x axis, circling the pelvis (joint 0) at the same distance (y points down, z forward)."""
-    t = np.radians(degrees)
-    rotation = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(t), -np.sin(t)], [0.0, np.sin(t), np.cos(t)]])
-    root = joints_cam[:, :1]
-    return (joints_cam - root) @ rotation.T + root
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default=None, help="lifter weights (default: the shipped ones)")
@@ -37,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     pitches = [float(p) for p in args.pitches.split(",")]
 
-    from pose3d.datasets import CAMERAS, TEST_SUBJECTS, Human36M, Sequence, project, world_to_camera
+    from pose3d.datasets import CAMERAS, TEST_SUBJECTS, Human36M, Sequence, pitched, project, world_to_camera
     from pose3d.evaluate import EXCLUDED_RECORDINGS, QUICK_FRAMES, evaluate_sequences
     from pose3d.lift import Lifter
     from pose3d.weights import default_weights_path, file_sha256

@@ -89,6 +89,16 @@ def project(joints_cam: np.ndarray, camera: dict) -> np.ndarray:
     return x_d * np.asarray(camera["f"]) + np.asarray(camera["c"])
 
 
+def pitched(joints_cam: np.ndarray, degrees: float) -> np.ndarray:
+    """(T, J, 3) camera-frame metres as seen by the camera pitched down by ``degrees`` about its
+    x axis, circling the pelvis (joint 0) at the same distance (y points down, z forward):
+    a camera raised above the person and looking down on them for positive degrees."""
+    t = np.radians(degrees)
+    rotation = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(t), -np.sin(t)], [0.0, np.sin(t), np.cos(t)]])
+    root = joints_cam[:, :1]
+    return (joints_cam - root) @ rotation.T + root
+
+
 def fit_sh_mapping(sh_px: np.ndarray, gt_px: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
     """(17, 16) weights mapping Stacked-Hourglass joints to H36M-17 joints, rows summing to 1
     (so the map commutes with translation), by least squares on paired frames.
@@ -161,13 +171,12 @@ class Human36M:
             self._sh_mapping = fit_sh_mapping(np.concatenate(sh_all), np.concatenate(gt_all))
         return self._sh_mapping
 
-    def sequences(self, subjects, input_2d: str = "sh", cameras=CAMERAS,
-                  max_frames: int | None = None) -> list[Sequence]:
-        """One Sequence per (subject, recording, camera); views without the requested 2D
-        (S11 Directions, camera 54138969, has no SH detections) are left out."""
+    def _views_2d(self, subjects, input_2d: str, cameras=CAMERAS, max_frames: int | None = None):
+        """(name, camera, camera-frame 3D, projected GT 2D, 2D input) per view that has the
+        requested 2D input (S11 Directions, camera 54138969, has no SH detections)."""
         if input_2d not in ("sh", "gt"):
             raise InputError(f"--input-2d must be 'sh' or 'gt', not {input_2d!r}")
-        out = []
+        found = False
         for subject in subjects:
             if subject not in self.cameras:
                 raise InputError(f"subject {subject} is not in {self.dir / 'cameras.json'}")
@@ -176,10 +185,39 @@ class Human36M:
                     if input_2d == "sh" and sh is None:
                         continue
                     n = len(cam3d) if max_frames is None else min(len(cam3d), max_frames)
-                    kp = (gt2d if input_2d == "gt" else np.einsum("js,tsc->tjc", self.sh_mapping, sh))[:n]
-                    out.append(Sequence.from_camera_view(f"{subject}/{recording}/{cam_id}", cam3d[:n], kp, camera))
-        if not out:
+                    kp = gt2d if input_2d == "gt" else np.einsum("js,tsc->tjc", self.sh_mapping, sh)
+                    found = True
+                    yield f"{subject}/{recording}/{cam_id}", camera, cam3d[:n], gt2d[:n], kp[:n]
+        if not found:
             raise InputError(f"no sequences for subjects {', '.join(subjects)} with {input_2d} 2D in {self.dir}")
+
+    def sequences(self, subjects, input_2d: str = "sh", cameras=CAMERAS,
+                  max_frames: int | None = None) -> list[Sequence]:
+        """One Sequence per (subject, recording, camera) with the requested 2D input."""
+        return [Sequence.from_camera_view(name, cam3d, kp, camera)
+                for name, camera, cam3d, _, kp in self._views_2d(subjects, input_2d, cameras, max_frames)]
+
+    def virtual_views(self, subjects, input_2d: str, per_view: float, pitch_range: tuple[float, float],
+                      seed: int = 0) -> list[Sequence]:
+        """Views from virtual cameras raised or lowered around the person (see :func:`pitched`),
+        ``per_view`` of them per real view on average (1.5: one each, and a second for a random
+        half), each at one pitch drawn uniformly from ``pitch_range`` (degrees, + looks down).
+
+        Their 2D is the projection of the rotated ground truth through the real camera; with SH
+        input it also carries the detector's error on the same frames of the real view
+        (detections minus projected ground truth, pixels), so virtual clips are as noisy, and
+        noisy in the same way, as real ones. Named "S1/Walking 1/54138969/pitch+23".
+        """
+        rng = np.random.default_rng(seed)
+        low, high = pitch_range
+        out = []
+        for name, camera, cam3d, gt2d, kp in self._views_2d(subjects, input_2d):
+            detector_error = kp - gt2d
+            for _ in range(int(per_view) + int(rng.random() < per_view % 1)):
+                degrees = float(rng.uniform(low, high))
+                seen = pitched(cam3d, degrees)
+                out.append(Sequence.from_camera_view(f"{name}/pitch{degrees:+.0f}", seen,
+                                                     project(seen, camera) + detector_error, camera))
         return out
 
 

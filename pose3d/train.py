@@ -49,6 +49,8 @@ class TrainConfig:
     data: str | None = None            # Human3.6M folder (poses_3d.npz, sh_2d.npz, cameras.json)
     user_data: str | None = None       # the user's own .npz (see pose3d.datasets)
     input_2d: str = "sh"               # Human3.6M 2D input: Stacked-Hourglass detections or GT
+    virtual_cameras: float = 0.0       # Human3.6M views from raised/lowered virtual cameras, per real view
+    virtual_pitch: tuple[float, float] = (-30.0, 50.0)  # their pitch range, degrees (+ looks down)
     preset: str = "S"
     model: dict = field(default_factory=dict)  # overrides of PoseMambaConfig fields
     init_weights: str | list[str] | None = None  # fine-tune from these weights (a list: their average)
@@ -79,7 +81,8 @@ class TrainConfig:
             raise InputError(f"unknown loss terms {', '.join(unknown)}; known: {', '.join(DEFAULT_WEIGHTS)}")
         # checked here, before a run folder is made, so a typo fails in one line, not mid-run
         whole_numbers = ("epochs", "batch_size", "clip_frames", "stride", "steps_per_epoch", "val_every", "seed")
-        numbers = ("lr", "lr_decay", "weight_decay", "flip_prob", "ema_decay", "data_fps", "checkpoint_minutes")
+        numbers = ("lr", "lr_decay", "weight_decay", "flip_prob", "ema_decay", "data_fps", "checkpoint_minutes",
+                   "virtual_cameras")
         for names, kind, what in ((whole_numbers, int, "a whole number"), (numbers, (int, float), "a number")):
             for name in names:
                 value = getattr(self, name)
@@ -96,6 +99,12 @@ class TrainConfig:
         if self.weight_decay < 0 or not 0 <= self.flip_prob <= 1 or self.checkpoint_minutes < 0:
             raise InputError("training options weight_decay and checkpoint_minutes must be >= 0 and "
                              f"flip_prob in [0, 1] (got {self.weight_decay}, {self.checkpoint_minutes}, {self.flip_prob})")
+        pitch = self.virtual_pitch
+        if not (isinstance(pitch, (list, tuple)) and len(pitch) == 2 and all(_is_number(p, (int, float)) for p in pitch)
+                and -80 <= pitch[0] <= pitch[1] <= 80):
+            raise InputError(f"training option virtual_pitch must be [low, high] degrees within [-80, 80], not {pitch!r}")
+        if self.virtual_cameras < 0:
+            raise InputError(f"training option virtual_cameras must be >= 0, not {self.virtual_cameras}")
         if not isinstance(self.widen_init, bool):
             raise InputError(f"training option widen_init must be true or false, not {self.widen_init!r}")
         if isinstance(self.init_weights, list) and not (
@@ -153,11 +162,18 @@ def _device_for(config: TrainConfig, world: int) -> torch.device:
 # --------------------------------------------------------------------------- data
 def _training_sequences(config: TrainConfig) -> tuple[list[Sequence], list[Sequence] | None, str]:
     """(training sequences, validation sequences or None, a description of the data)."""
+    if config.virtual_cameras and not config.data:
+        raise InputError("virtual_cameras needs --data (the Human3.6M folder: its 3D poses are what they see)")
     train, described = [], []
     h36m = Human36M(config.data) if config.data else None
     if h36m is not None:
         train += h36m.sequences(TRAIN_SUBJECTS, input_2d=config.input_2d)
         described.append(f"Human3.6M {'+'.join(TRAIN_SUBJECTS)} ({config.input_2d} 2D)")
+        if config.virtual_cameras:
+            low, high = config.virtual_pitch
+            train += h36m.virtual_views(TRAIN_SUBJECTS, config.input_2d, config.virtual_cameras,
+                                        (low, high), seed=config.seed)
+            described.append(f"{config.virtual_cameras:g} virtual camera views per view, pitch {low:g} to {high:g} degrees")
     if config.user_data:
         train += load_user_sequences(config.user_data)
         described.append(Path(config.user_data).name)

@@ -21,7 +21,7 @@ import torch
 
 from pose3d import codec, scan
 from pose3d.cli import main
-from pose3d.datasets import CAMERAS, SH_DIRECT, TEST_SUBJECTS, TRAIN_SUBJECTS, ClipSampler, Human36M, project, world_to_camera
+from pose3d.datasets import CAMERAS, SH_DIRECT, TEST_SUBJECTS, TRAIN_SUBJECTS, ClipSampler, Human36M, pitched, project, world_to_camera
 from pose3d.errors import InputError
 from pose3d.losses import bone_consistency, training_loss
 from pose3d.model import build_model
@@ -170,6 +170,59 @@ def test_clip_sampler_batches(h36m_dir):
         np.testing.assert_array_equal(x, seqs[i].keypoints_2d[start : start + CLIP])
         assert h == (0.0 if i == 0 else 1.0)
         assert (y == 0).all() if i == 0 else np.array_equal(y, seqs[i].joints_3d[start : start + CLIP])
+
+
+def test_a_pitched_camera_circles_the_pelvis():
+    body = np.zeros((2, 17, 3))
+    body[:, 0] = [0.1, 0.0, 4.0]          # pelvis 4 m in front of the camera
+    body[:, 10] = [0.1, -0.7, 4.0]        # head above it (y points down)
+    body[:, 3] = [0.1, 0.9, 4.0]          # a foot below it
+    np.testing.assert_allclose(pitched(body, 0.0), body)
+    raised = pitched(body, 30.0)
+    np.testing.assert_allclose(raised[:, 0], body[:, 0])  # the pelvis stays where it is
+    np.testing.assert_allclose(np.linalg.norm(raised - raised[:, :1], axis=-1),
+                               np.linalg.norm(body - body[:, :1], axis=-1))  # a rigid rotation
+    # seen from above, the head comes nearer the camera and the foot goes further away
+    assert raised[0, 10, 2] == pytest.approx(4.0 - 0.7 * np.sin(np.radians(30)))
+    assert raised[0, 3, 2] == pytest.approx(4.0 + 0.9 * np.sin(np.radians(30)))
+    np.testing.assert_allclose(pitched(raised, -30.0), body, atol=1e-12)
+
+
+def test_virtual_views_carry_the_detector_error_to_the_new_camera(h36m_dir):
+    data = Human36M(h36m_dir)
+    for input_2d in ("sh", "gt"):
+        real = {s.name: s for s in data.sequences(("S1",), input_2d=input_2d)}
+        # a virtual camera at pitch 0 is the real camera: the same 2D, detector error included
+        level = data.virtual_views(("S1",), input_2d, 1.0, (0.0, 0.0))
+        assert len(level) == len(real)
+        for seq in level:
+            twin = real[seq.name.rsplit("/", 1)[0]]
+            assert seq.name.endswith("/pitch+0") and seq.action == twin.action
+            np.testing.assert_allclose(seq.keypoints_2d, twin.keypoints_2d, atol=1e-5)
+            np.testing.assert_allclose(seq.joints_3d, twin.joints_3d, atol=1e-5)
+    raised = data.virtual_views(("S1",), "sh", 1.5, (20.0, 40.0), seed=3)
+    assert len(real) < len(raised) < 2 * len(real) + 1  # one each and a second for about half
+    for seq in raised:
+        assert 20 <= float(seq.name.rsplit("pitch", 1)[1]) <= 40
+        metres = codec.model_to_metres(seq.joints_3d, seq.scale)
+        np.testing.assert_allclose(bone_lengths(metres), np.broadcast_to(bone_scale("S1"), (len(seq), 16)), atol=1e-4)
+        twin = real[seq.name.rsplit("/", 1)[0]]
+        # the body is still in view, but no longer where the real camera saw it
+        assert np.abs(seq.keypoints_2d).max() < 1.0
+        assert np.abs(seq.keypoints_2d - twin.keypoints_2d).max() > 0.01
+    assert [s.name for s in raised] == [s.name for s in data.virtual_views(("S1",), "sh", 1.5, (20.0, 40.0), seed=3)]
+
+
+def test_training_data_with_virtual_cameras(h36m_dir):
+    from pose3d.train import TrainConfig, _training_sequences
+
+    train, val, described = _training_sequences(TrainConfig(data=str(h36m_dir), input_2d="gt", virtual_cameras=2.0,
+                                                            virtual_pitch=[-10.0, 10.0], val="none"))
+    real = [s for s in train if "pitch" not in s.name]
+    assert len(real) == len(TRAIN_SUBJECTS) * len(RECORDINGS) * len(CAMERAS) and len(train) == 3 * len(real)
+    assert val is None and "2 virtual camera views per view, pitch -10 to 10 degrees" in described
+    with pytest.raises(InputError, match="virtual_cameras needs --data"):
+        _training_sequences(TrainConfig(user_data=str(h36m_dir / "user.npz"), virtual_cameras=1.0))
 
 
 # --------------------------------------------------------------------------- training
@@ -427,6 +480,9 @@ def test_an_unknown_loss_term_is_an_error():
     ({"widen_init": True}, "widen_init needs init_weights"),
     ({"ema_decay": 1.0}, "ema_decay must lie in"),
     ({"init_weights": []}, "init_weights must be a path or a list of paths"),
+    ({"virtual_pitch": [50, -30]}, "virtual_pitch must be [low, high] degrees"),
+    ({"virtual_pitch": [-30]}, "virtual_pitch must be [low, high] degrees"),
+    ({"virtual_cameras": -1.0}, "virtual_cameras must be >= 0"),
 ])
 def test_bad_training_options_fail_before_a_run_folder_is_made(tmp_path, options, message):
     from pose3d.train import TrainConfig
