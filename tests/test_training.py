@@ -432,7 +432,8 @@ EXAMPLE_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "examples").glob
 def test_examples_hold_the_documented_training_configs():
     assert {p.name for p in EXAMPLE_CONFIGS} >= {
         "train_cpu_xs27.toml", "train_cpu_xs27_restart.toml", "train_cpu_xs27_stage3.toml", "train_cpu_w64_stage4.toml",
-        "train_cpu_xs81_stage5.toml", "train_cpu_xs27_stage6.toml", "finetune_own_data.toml"}
+        "train_cpu_xs81_stage5.toml", "train_cpu_xs27_stage6.toml", "train_cpu_xs27_virtual_cams.toml",
+        "finetune_own_data.toml"}
 
 
 @pytest.mark.parametrize("path", EXAMPLE_CONFIGS, ids=lambda p: p.name)
