@@ -192,32 +192,39 @@ class Human36M:
             raise InputError(f"no sequences for subjects {', '.join(subjects)} with {input_2d} 2D in {self.dir}")
 
     def sequences(self, subjects, input_2d: str = "sh", cameras=CAMERAS,
-                  max_frames: int | None = None) -> list[Sequence]:
-        """One Sequence per (subject, recording, camera) with the requested 2D input."""
-        return [Sequence.from_camera_view(name, cam3d, kp, camera)
-                for name, camera, cam3d, _, kp in self._views_2d(subjects, input_2d, cameras, max_frames)]
+                  max_frames: int | None = None, pitch: float = 0.0) -> list[Sequence]:
+        """One Sequence per (subject, recording, camera) with the requested 2D input; ``pitch``
+        (degrees, + looks down): each seen from its camera pitched around the person (see
+        :meth:`pitched_view`)."""
+        return [self.pitched_view(name, camera, cam3d, gt2d, kp, pitch)
+                for name, camera, cam3d, gt2d, kp in self._views_2d(subjects, input_2d, cameras, max_frames)]
+
+    @staticmethod
+    def pitched_view(name: str, camera: dict, joints_cam: np.ndarray, gt_px: np.ndarray,
+                     keypoints_px: np.ndarray, degrees: float) -> Sequence:
+        """A view seen from its camera pitched by ``degrees`` around the person (:func:`pitched`).
+        The 2D is the projection of the rotated ground truth through the real camera plus the 2D
+        input's error on the same frames of the real view (``keypoints_px - gt_px``, pixels: zero
+        for ground-truth 2D, the detector's error for SH), so pitched views are as noisy, and
+        noisy in the same way, as real ones. At 0 degrees: the real view itself."""
+        if degrees == 0:
+            return Sequence.from_camera_view(name, joints_cam, keypoints_px, camera)
+        seen = pitched(joints_cam, degrees)
+        return Sequence.from_camera_view(name, seen, project(seen, camera) + (keypoints_px - gt_px), camera)
 
     def virtual_views(self, subjects, input_2d: str, per_view: float, pitch_range: tuple[float, float],
                       seed: int = 0) -> list[Sequence]:
-        """Views from virtual cameras raised or lowered around the person (see :func:`pitched`),
+        """Views from virtual cameras raised or lowered around the person (:meth:`pitched_view`),
         ``per_view`` of them per real view on average (1.5: one each, and a second for a random
         half), each at one pitch drawn uniformly from ``pitch_range`` (degrees, + looks down).
-
-        Their 2D is the projection of the rotated ground truth through the real camera; with SH
-        input it also carries the detector's error on the same frames of the real view
-        (detections minus projected ground truth, pixels), so virtual clips are as noisy, and
-        noisy in the same way, as real ones. Named "S1/Walking 1/54138969/pitch+23".
-        """
+        Named "S1/Walking 1/54138969/pitch+23"."""
         rng = np.random.default_rng(seed)
         low, high = pitch_range
         out = []
         for name, camera, cam3d, gt2d, kp in self._views_2d(subjects, input_2d):
-            detector_error = kp - gt2d
             for _ in range(int(per_view) + int(rng.random() < per_view % 1)):
                 degrees = float(rng.uniform(low, high))
-                seen = pitched(cam3d, degrees)
-                out.append(Sequence.from_camera_view(f"{name}/pitch{degrees:+.0f}", seen,
-                                                     project(seen, camera) + detector_error, camera))
+                out.append(self.pitched_view(f"{name}/pitch{degrees:+.0f}", camera, cam3d, gt2d, kp, degrees))
         return out
 
 

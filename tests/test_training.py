@@ -211,6 +211,11 @@ def test_virtual_views_carry_the_detector_error_to_the_new_camera(h36m_dir):
         assert np.abs(seq.keypoints_2d).max() < 1.0
         assert np.abs(seq.keypoints_2d - twin.keypoints_2d).max() > 0.01
     assert [s.name for s in raised] == [s.name for s in data.virtual_views(("S1",), "sh", 1.5, (20.0, 40.0), seed=3)]
+    # the protocol's views from a pitched camera (benchmarks/viewpoint_accuracy.py) are the same views
+    for seq, virtual in zip(data.sequences(("S1",), "sh", pitch=25.0), data.virtual_views(("S1",), "sh", 1.0, (25.0, 25.0))):
+        assert virtual.name == f"{seq.name}/pitch+25"
+        np.testing.assert_array_equal(seq.keypoints_2d, virtual.keypoints_2d)
+        np.testing.assert_array_equal(seq.joints_3d, virtual.joints_3d)
 
 
 def test_training_data_with_virtual_cameras(h36m_dir):
