@@ -41,6 +41,9 @@ class Sequence:
     keypoints_2d: (T, 17, 2) normalised 2D input
     joints_3d:    (T, 17, 3) root-relative target in model units, or None (2D-only data)
     scale:        (T,) model units per metre (joints_3d / scale = metres)
+    detection_error: (T, 17, 2) keypoints_2d minus the projected ground truth, normalised
+                  units, for detected 2D (None for ground-truth 2D and user data), so that
+                  training can scale the detector's error (ClipSampler's error_scale)
     """
 
     name: str          # "S9/Walking 1/54138969"
@@ -50,20 +53,23 @@ class Sequence:
     scale: np.ndarray
     width: int
     height: int
+    detection_error: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.keypoints_2d)
 
     @classmethod
     def from_camera_view(cls, name: str, joints_cam: np.ndarray, keypoints_px: np.ndarray,
-                         camera: dict) -> "Sequence":
-        """A view from camera-frame metres (T, 17, 3) and pixels (T, 17, 2), in model units."""
+                         camera: dict, error_px: np.ndarray | None = None) -> "Sequence":
+        """A view from camera-frame metres (T, 17, 3) and pixels (T, 17, 2), in model units;
+        ``error_px``: the pixels' error against the projected ground truth (detected 2D)."""
         w, h = camera["width"], camera["height"]
         scale = codec.camera_scale(float(np.mean(camera["f"])), w, joints_cam[:, 0, 2])
+        error = None if error_px is None else (error_px * (2.0 / w)).astype(np.float32)  # pixels -> normalised
         return cls(name=name, action=action_of(name.split("/")[1]),
                    keypoints_2d=codec.normalize_2d(keypoints_px, w, h).astype(np.float32),
                    joints_3d=codec.metres_to_model(joints_cam, scale).astype(np.float32),
-                   scale=scale.astype(np.float32), width=w, height=h)
+                   scale=scale.astype(np.float32), width=w, height=h, detection_error=error)
 
 
 # --------------------------------------------------------------------------- Human3.6M
@@ -207,10 +213,13 @@ class Human36M:
         input's error on the same frames of the real view (``keypoints_px - gt_px``, pixels: zero
         for ground-truth 2D, the detector's error for SH), so pitched views are as noisy, and
         noisy in the same way, as real ones. At 0 degrees: the real view itself."""
+        error = keypoints_px - gt_px
+        error = error if error.any() else None  # ground-truth 2D: no detector error to carry
         if degrees == 0:
-            return Sequence.from_camera_view(name, joints_cam, keypoints_px, camera)
+            return Sequence.from_camera_view(name, joints_cam, keypoints_px, camera, error)
         seen = pitched(joints_cam, degrees)
-        return Sequence.from_camera_view(name, seen, project(seen, camera) + (keypoints_px - gt_px), camera)
+        projected = project(seen, camera)
+        return Sequence.from_camera_view(name, seen, projected if error is None else projected + error, camera, error)
 
     def virtual_views(self, subjects, input_2d: str, per_view: float, pitch_range: tuple[float, float],
                       seed: int = 0) -> list[Sequence]:
@@ -274,14 +283,16 @@ def flip_clip(keypoints_2d: np.ndarray, joints_3d: np.ndarray | None):
 class ClipSampler:
     """Random training clips of ``clip_frames`` frames taken every ``frame_step`` frames
     (1 = the data's rate, 2 = half of it), starts ``stride`` frames apart, shuffled each
-    epoch with a random offset; flipped with probability ``flip_prob``.
+    epoch with a random offset; flipped with probability ``flip_prob``. ``error_scale`` (low,
+    high): each clip of detected 2D gets its detector error (``Sequence.detection_error``)
+    multiplied by a factor drawn uniformly from that range (1, 1: the detections as they are).
 
     Yields (keypoints_2d (B, T, 17, 2), joints_3d (B, T, 17, 3), has_3d (B,)) float32 arrays;
     clips of 2D-only sequences carry zeros in joints_3d and has_3d = 0.
     """
 
     def __init__(self, sequences: list[Sequence], clip_frames: int, stride: int,
-                 frame_steps=(1,), flip_prob: float = 0.5):
+                 frame_steps=(1,), flip_prob: float = 0.5, error_scale=(1.0, 1.0)):
         self.sequences = [s for s in sequences if len(s) >= clip_frames]
         skipped = len(sequences) - len(self.sequences)
         if skipped:
@@ -290,6 +301,7 @@ class ClipSampler:
             raise InputError(f"no training sequence has {clip_frames} frames or more")
         self.clip_frames, self.stride = clip_frames, stride
         self.frame_steps, self.flip_prob = tuple(frame_steps), flip_prob
+        self.error_scale = tuple(float(v) for v in error_scale)
 
     def clips(self, rng: np.random.Generator) -> list[tuple[int, int, int]]:
         """(sequence index, first frame, frame step) of one epoch, shuffled."""
@@ -314,6 +326,8 @@ class ClipSampler:
                 frames = slice(start, start + (self.clip_frames - 1) * step + 1, step)
                 x = seq.keypoints_2d[frames]
                 y = seq.joints_3d[frames] if seq.joints_3d is not None else None
+                if self.error_scale != (1.0, 1.0) and seq.detection_error is not None:
+                    x = x + np.float32(rng.uniform(*self.error_scale) - 1.0) * seq.detection_error[frames]
                 if rng.random() < self.flip_prob:
                     x, y = flip_clip(x, y)
                 kp.append(x)

@@ -51,6 +51,7 @@ class TrainConfig:
     input_2d: str = "sh"               # Human3.6M 2D input: Stacked-Hourglass detections or GT
     virtual_cameras: float = 0.0       # Human3.6M views from raised/lowered virtual cameras, per real view
     virtual_pitch: tuple[float, float] = (-30.0, 50.0)  # their pitch range, degrees (+ looks down)
+    detection_error_scale: tuple[float, float] = (1.0, 1.0)  # each SH clip's detector error x U(low, high)
     preset: str = "S"
     model: dict = field(default_factory=dict)  # overrides of PoseMambaConfig fields
     init_weights: str | list[str] | None = None  # fine-tune from these weights (a list: their average)
@@ -103,6 +104,12 @@ class TrainConfig:
         if not (isinstance(pitch, (list, tuple)) and len(pitch) == 2 and all(_is_number(p, (int, float)) for p in pitch)
                 and -80 <= pitch[0] <= pitch[1] <= 80):
             raise InputError(f"training option virtual_pitch must be [low, high] degrees within [-80, 80], not {pitch!r}")
+        scale = self.detection_error_scale
+        if not (isinstance(scale, (list, tuple)) and len(scale) == 2 and all(_is_number(v, (int, float)) for v in scale)
+                and 0 <= scale[0] <= scale[1] <= 4):
+            raise InputError(f"training option detection_error_scale must be [low, high] within [0, 4], not {scale!r}")
+        if tuple(scale) != (1, 1) and self.input_2d != "sh":
+            raise InputError("training option detection_error_scale needs detected 2D (input_2d sh), not ground truth")
         if self.virtual_cameras < 0:
             raise InputError(f"training option virtual_cameras must be >= 0, not {self.virtual_cameras}")
         if not isinstance(self.widen_init, bool):
@@ -164,6 +171,8 @@ def _training_sequences(config: TrainConfig) -> tuple[list[Sequence], list[Seque
     """(training sequences, validation sequences or None, a description of the data)."""
     if config.virtual_cameras and not config.data:
         raise InputError("virtual_cameras needs --data (the Human3.6M folder: its 3D poses are what they see)")
+    if tuple(config.detection_error_scale) != (1, 1) and not config.data:
+        raise InputError("detection_error_scale needs --data (the Human3.6M folder: its detections' error is what it scales)")
     train, described = [], []
     h36m = Human36M(config.data) if config.data else None
     if h36m is not None:
@@ -174,6 +183,8 @@ def _training_sequences(config: TrainConfig) -> tuple[list[Sequence], list[Seque
             train += h36m.virtual_views(TRAIN_SUBJECTS, config.input_2d, config.virtual_cameras,
                                         (low, high), seed=config.seed)
             described.append(f"{config.virtual_cameras:g} virtual camera views per view, pitch {low:g} to {high:g} degrees")
+        if tuple(config.detection_error_scale) != (1, 1):
+            described.append("detector error x {:g} to {:g}".format(*config.detection_error_scale))
     if config.user_data:
         train += load_user_sequences(config.user_data)
         described.append(Path(config.user_data).name)
@@ -238,7 +249,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     train_seqs, val_seqs, data_desc = _training_sequences(config)
     sampler = ClipSampler(train_seqs, config.clip_frames, config.stride or config.clip_frames,
-                          config.frame_steps, config.flip_prob)
+                          config.frame_steps, config.flip_prob, config.detection_error_scale)
     model = _build_model(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     # the average smooths the last steps' noise out of the weights (a cheap, continuous weight average)

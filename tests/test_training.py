@@ -230,6 +230,61 @@ def test_training_data_with_virtual_cameras(h36m_dir):
         _training_sequences(TrainConfig(user_data=str(h36m_dir / "user.npz"), virtual_cameras=1.0))
 
 
+def test_detected_2d_carries_its_error_against_the_projected_ground_truth(h36m_dir):
+    data = Human36M(h36m_dir)
+    assert all(seq.detection_error is None for seq in data.sequences(("S1",), input_2d="gt"))
+    exact = {s.name: s for s in data.sequences(("S1",), input_2d="gt")}
+    for seq in data.sequences(("S1",), input_2d="sh"):
+        n = len(seq)  # SH and 3D lengths can differ
+        np.testing.assert_allclose(seq.detection_error, seq.keypoints_2d - exact[seq.name].keypoints_2d[:n], atol=1e-5)
+        assert np.abs(seq.detection_error).max() > 0
+    # a virtual camera's view carries the real view's error, frame for frame
+    real = {s.name: s for s in data.sequences(("S1",), input_2d="sh")}
+    for virtual in data.virtual_views(("S1",), "sh", 1.0, (20.0, 40.0)):
+        np.testing.assert_array_equal(virtual.detection_error, real[virtual.name.rsplit("/", 1)[0]].detection_error)
+
+
+def test_clip_sampler_scales_the_detector_error_per_clip(h36m_dir):
+    data = Human36M(h36m_dir)
+    detected = data.sequences(("S1",), input_2d="sh")
+    exact = {s.name: s.keypoints_2d for s in data.sequences(("S1",), input_2d="gt")}
+
+    def first_batch(scale, seed=0):
+        sampler = ClipSampler(detected, CLIP, 9, flip_prob=0.0, error_scale=scale)
+        clips = sampler.clips(np.random.default_rng(seed))
+        return clips, next(sampler.batches(np.random.default_rng(seed), 4, clips))[0]
+
+    clips, as_detected = first_batch((1.0, 1.0))
+    _, without_error = first_batch((0.0, 0.0))
+    _, doubled = first_batch((2.0, 2.0))
+    _, scaled = first_batch((1.0, 3.0))
+    for b, (i, start, step) in enumerate(clips[:4]):
+        seq, frames = detected[i], slice(start, start + (CLIP - 1) * step + 1, step)
+        np.testing.assert_array_equal(as_detected[b], seq.keypoints_2d[frames])
+        np.testing.assert_allclose(without_error[b], exact[seq.name][frames], atol=1e-5)  # the projected truth
+        np.testing.assert_allclose(doubled[b], seq.keypoints_2d[frames] + seq.detection_error[frames], atol=1e-6)
+        # one factor per clip, between 1 and 3
+        factor = (scaled[b] - exact[seq.name][frames]) / seq.detection_error[frames]
+        factor = factor[np.abs(seq.detection_error[frames]) > 1e-3]
+        assert 1.0 <= factor.min() - 1e-3 and factor.max() <= 3.0 + 1e-3 and np.ptp(factor) < 1e-2
+    # the default draws nothing more from the generator: earlier runs' batches are unchanged
+    sampler = ClipSampler(detected, CLIP, 9, flip_prob=0.5)
+    np.testing.assert_array_equal(next(sampler.batches(np.random.default_rng(5), 4))[0],
+                                  next(ClipSampler(detected, CLIP, 9, flip_prob=0.5, error_scale=(1, 1))
+                                       .batches(np.random.default_rng(5), 4))[0])
+
+
+def test_training_data_with_scaled_detector_error(h36m_dir):
+    from pose3d.train import TrainConfig, _training_sequences
+
+    _, _, described = _training_sequences(TrainConfig(data=str(h36m_dir), detection_error_scale=[1.0, 2.0], val="none"))
+    assert "detector error x 1 to 2" in described
+    with pytest.raises(InputError, match="detection_error_scale needs detected 2D"):
+        TrainConfig(data=str(h36m_dir), input_2d="gt", detection_error_scale=[1.0, 2.0])
+    with pytest.raises(InputError, match="detection_error_scale needs --data"):
+        _training_sequences(TrainConfig(user_data=str(h36m_dir / "user.npz"), detection_error_scale=[1.0, 2.0]))
+
+
 # --------------------------------------------------------------------------- training
 def test_a_few_training_steps_lower_the_loss_on_the_same_batch(h36m_dir):
     seqs = Human36M(h36m_dir).sequences(("S1",), input_2d="gt")
@@ -438,7 +493,7 @@ def test_examples_hold_the_documented_training_configs():
     assert {p.name for p in EXAMPLE_CONFIGS} >= {
         "train_cpu_xs27.toml", "train_cpu_xs27_restart.toml", "train_cpu_xs27_stage3.toml", "train_cpu_w64_stage4.toml",
         "train_cpu_xs81_stage5.toml", "train_cpu_xs27_stage6.toml", "train_cpu_xs27_virtual_cams.toml",
-        "finetune_own_data.toml"}
+        "train_cpu_xs27_detector_error.toml", "finetune_own_data.toml"}
 
 
 @pytest.mark.parametrize("path", EXAMPLE_CONFIGS, ids=lambda p: p.name)
@@ -489,6 +544,8 @@ def test_an_unknown_loss_term_is_an_error():
     ({"virtual_pitch": [50, -30]}, "virtual_pitch must be [low, high] degrees"),
     ({"virtual_pitch": [-30]}, "virtual_pitch must be [low, high] degrees"),
     ({"virtual_cameras": -1.0}, "virtual_cameras must be >= 0"),
+    ({"detection_error_scale": [2.0, 1.0]}, "detection_error_scale must be [low, high] within [0, 4]"),
+    ({"detection_error_scale": 1.5}, "detection_error_scale must be [low, high] within [0, 4]"),
 ])
 def test_bad_training_options_fail_before_a_run_folder_is_made(tmp_path, options, message):
     from pose3d.train import TrainConfig
