@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,13 @@ class Sequence:
 
     def __len__(self) -> int:
         return len(self.keypoints_2d)
+
+    def with_detection_error(self, factor: float) -> "Sequence":
+        """A copy whose 2D input carries ``factor`` times its detector error (0: the projected
+        ground truth; 1: this sequence); ground-truth 2D has no error to scale."""
+        if self.detection_error is None or factor == 1:
+            return self
+        return replace(self, keypoints_2d=self.keypoints_2d + np.float32(factor - 1) * self.detection_error)
 
     @classmethod
     def from_camera_view(cls, name: str, joints_cam: np.ndarray, keypoints_px: np.ndarray,

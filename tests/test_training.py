@@ -274,6 +274,21 @@ def test_clip_sampler_scales_the_detector_error_per_clip(h36m_dir):
                                        .batches(np.random.default_rng(5), 4))[0])
 
 
+def test_protocol_views_with_the_detector_error_scaled(h36m_dir):
+    from pose3d.evaluate import test_sequences
+
+    data = Human36M(h36m_dir)
+    detected = test_sequences(data, "sh", quick=True)
+    exact = {s.name: s.keypoints_2d for s in test_sequences(data, "gt", quick=True)}
+    for factor in (0.0, 1.0, 2.5):
+        for seq, scaled in zip(detected, test_sequences(data, "sh", quick=True, error_scale=factor)):
+            n = len(seq)
+            np.testing.assert_allclose(scaled.keypoints_2d, exact[seq.name][:n] + factor * seq.detection_error, atol=1e-5)
+            np.testing.assert_array_equal(scaled.joints_3d, seq.joints_3d)
+    gt = test_sequences(data, "gt", quick=True)
+    assert all(a.keypoints_2d is b.keypoints_2d for a, b in zip(gt, [s.with_detection_error(3.0) for s in gt]))
+
+
 def test_training_data_with_scaled_detector_error(h36m_dir):
     from pose3d.train import TrainConfig, _training_sequences
 
