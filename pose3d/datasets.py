@@ -331,10 +331,10 @@ class ClipSampler:
             for i, start, step in clips[b : b + batch_size]:
                 seq = self.sequences[i]
                 frames = slice(start, start + (self.clip_frames - 1) * step + 1, step)
+                if self.error_scale != (1.0, 1.0) and seq.detection_error is not None:
+                    seq = seq.with_detection_error(rng.uniform(*self.error_scale))
                 x = seq.keypoints_2d[frames]
                 y = seq.joints_3d[frames] if seq.joints_3d is not None else None
-                if self.error_scale != (1.0, 1.0) and seq.detection_error is not None:
-                    x = x + np.float32(rng.uniform(*self.error_scale) - 1.0) * seq.detection_error[frames]
                 if rng.random() < self.flip_prob:
                     x, y = flip_clip(x, y)
                 kp.append(x)
