@@ -30,9 +30,15 @@ import numpy as np
 from .skeleton import ROOT, bone_lengths
 
 
+def normalize_2d_offset(offset_px, width: float):
+    """(..., 2) differences of pixel positions (an error, a displacement) -> normalised units:
+    the scale of :func:`normalize_2d` without its shift."""
+    return offset_px * (2.0 / width)
+
+
 def normalize_2d(keypoints_px, width: float, height: float):
     """(..., 2) pixels -> normalised units."""
-    out = keypoints_px * (2.0 / width)
+    out = normalize_2d_offset(keypoints_px, width)
     out[..., 0] -= 1.0
     out[..., 1] -= height / width
     return out

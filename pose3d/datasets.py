@@ -63,20 +63,26 @@ class Sequence:
         ground truth; 1: this sequence); ground-truth 2D has no error to scale."""
         if self.detection_error is None or factor == 1:
             return self
-        return replace(self, keypoints_2d=self.keypoints_2d + np.float32(factor - 1) * self.detection_error)
+        return replace(self, keypoints_2d=scale_detection_error(self.keypoints_2d, self.detection_error, factor))
 
     @classmethod
     def from_camera_view(cls, name: str, joints_cam: np.ndarray, keypoints_px: np.ndarray,
                          camera: dict, error_px: np.ndarray | None = None) -> "Sequence":
         """A view from camera-frame metres (T, 17, 3) and pixels (T, 17, 2), in model units;
-        ``error_px``: the pixels' error against the projected ground truth (detected 2D)."""
+        ``error_px``: for detected 2D, its error against the projected ground truth (pixels)."""
         w, h = camera["width"], camera["height"]
         scale = codec.camera_scale(float(np.mean(camera["f"])), w, joints_cam[:, 0, 2])
-        error = None if error_px is None else (error_px * (2.0 / w)).astype(np.float32)  # pixels -> normalised
+        error = None if error_px is None else codec.normalize_2d_offset(error_px, w).astype(np.float32)
         return cls(name=name, action=action_of(name.split("/")[1]),
                    keypoints_2d=codec.normalize_2d(keypoints_px, w, h).astype(np.float32),
                    joints_3d=codec.metres_to_model(joints_cam, scale).astype(np.float32),
                    scale=scale.astype(np.float32), width=w, height=h, detection_error=error)
+
+
+def scale_detection_error(keypoints_2d: np.ndarray, detection_error: np.ndarray, factor: float) -> np.ndarray:
+    """Detected 2D (normalised) with its error against the projected ground truth multiplied by
+    ``factor``: the projected truth plus ``factor`` times the error."""
+    return keypoints_2d + np.float32(factor - 1) * detection_error
 
 
 # --------------------------------------------------------------------------- Human3.6M
@@ -221,12 +227,11 @@ class Human36M:
         for ground-truth 2D, the detector's error for SH), so pitched views are as noisy, and
         noisy in the same way, as real ones. At 0 degrees: the real view itself."""
         error = keypoints_px - gt_px
-        error = error if error.any() else None  # ground-truth 2D: no detector error to carry
+        carried = error if error.any() else None  # ground-truth 2D carries no detector error
         if degrees == 0:
-            return Sequence.from_camera_view(name, joints_cam, keypoints_px, camera, error)
+            return Sequence.from_camera_view(name, joints_cam, keypoints_px, camera, carried)
         seen = pitched(joints_cam, degrees)
-        projected = project(seen, camera)
-        return Sequence.from_camera_view(name, seen, projected if error is None else projected + error, camera, error)
+        return Sequence.from_camera_view(name, seen, project(seen, camera) + error, camera, carried)
 
     def virtual_views(self, subjects, input_2d: str, per_view: float, pitch_range: tuple[float, float],
                       seed: int = 0) -> list[Sequence]:
@@ -331,10 +336,10 @@ class ClipSampler:
             for i, start, step in clips[b : b + batch_size]:
                 seq = self.sequences[i]
                 frames = slice(start, start + (self.clip_frames - 1) * step + 1, step)
-                if self.error_scale != (1.0, 1.0) and seq.detection_error is not None:
-                    seq = seq.with_detection_error(rng.uniform(*self.error_scale))
                 x = seq.keypoints_2d[frames]
                 y = seq.joints_3d[frames] if seq.joints_3d is not None else None
+                if self.error_scale != (1.0, 1.0) and seq.detection_error is not None:
+                    x = scale_detection_error(x, seq.detection_error[frames], rng.uniform(*self.error_scale))
                 if rng.random() < self.flip_prob:
                     x, y = flip_clip(x, y)
                 kp.append(x)

@@ -36,14 +36,12 @@ class EvalResult:
         return {"p1": self.p1, "p2": self.p2, "per_action": self.per_action, "frames": self.frames}
 
 
-def test_sequences(data: Human36M, input_2d: str, quick: bool, pitch: float = 0.0,
-                   error_scale: float = 1.0) -> list[Sequence]:
-    """The protocol's test views (``pitch``: seen from cameras pitched around the person;
-    ``error_scale``: with the detector's error multiplied by this factor)."""
+def test_sequences(data: Human36M, input_2d: str, quick: bool, pitch: float = 0.0) -> list[Sequence]:
+    """The protocol's test views (``pitch``: seen from cameras pitched around the person)."""
     cameras = CAMERAS[:1] if quick else CAMERAS
     seqs = data.sequences(TEST_SUBJECTS, input_2d=input_2d, cameras=cameras,
                           max_frames=QUICK_FRAMES if quick else None, pitch=pitch)
-    return [s.with_detection_error(error_scale) for s in seqs if s.name.rsplit("/", 1)[0] not in EXCLUDED_RECORDINGS]
+    return [s for s in seqs if s.name.rsplit("/", 1)[0] not in EXCLUDED_RECORDINGS]
 
 
 def evaluate_sequences(model: torch.nn.Module, sequences: list[Sequence], *, clip_frames: int,

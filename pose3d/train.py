@@ -43,6 +43,12 @@ def _is_number(value, kind) -> bool:
     return isinstance(value, kind) and not isinstance(value, bool)
 
 
+def _is_interval(value, lowest: float, highest: float) -> bool:
+    """``value`` is [low, high] with lowest <= low <= high <= highest."""
+    return (isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v, (int, float)) for v in value)
+            and lowest <= value[0] <= value[1] <= highest)
+
+
 @dataclass
 class TrainConfig:
     out_dir: str = "runs/train"
@@ -100,15 +106,13 @@ class TrainConfig:
         if self.weight_decay < 0 or not 0 <= self.flip_prob <= 1 or self.checkpoint_minutes < 0:
             raise InputError("training options weight_decay and checkpoint_minutes must be >= 0 and "
                              f"flip_prob in [0, 1] (got {self.weight_decay}, {self.checkpoint_minutes}, {self.flip_prob})")
-        pitch = self.virtual_pitch
-        if not (isinstance(pitch, (list, tuple)) and len(pitch) == 2 and all(_is_number(p, (int, float)) for p in pitch)
-                and -80 <= pitch[0] <= pitch[1] <= 80):
-            raise InputError(f"training option virtual_pitch must be [low, high] degrees within [-80, 80], not {pitch!r}")
-        scale = self.detection_error_scale
-        if not (isinstance(scale, (list, tuple)) and len(scale) == 2 and all(_is_number(v, (int, float)) for v in scale)
-                and 0 <= scale[0] <= scale[1] <= 4):
-            raise InputError(f"training option detection_error_scale must be [low, high] within [0, 4], not {scale!r}")
-        if tuple(scale) != (1, 1) and self.input_2d != "sh":
+        if not _is_interval(self.virtual_pitch, -80, 80):
+            raise InputError("training option virtual_pitch must be [low, high] degrees within [-80, 80], "
+                             f"not {self.virtual_pitch!r}")
+        if not _is_interval(self.detection_error_scale, 0, 4):
+            raise InputError("training option detection_error_scale must be [low, high] within [0, 4], "
+                             f"not {self.detection_error_scale!r}")
+        if tuple(self.detection_error_scale) != (1, 1) and self.input_2d != "sh":
             raise InputError("training option detection_error_scale needs detected 2D (input_2d sh), not ground truth")
         if self.virtual_cameras < 0:
             raise InputError(f"training option virtual_cameras must be >= 0, not {self.virtual_cameras}")
