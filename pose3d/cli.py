@@ -351,7 +351,7 @@ def evaluate(
     data: Path = typer.Option(..., "--data", help="Human3.6M folder (poses_3d.npz, sh_2d.npz, cameras.json)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Lifter weights (default: the shipped ones)."),
     input_2d: Input2D = typer.Option(Input2D.sh, "--input-2d", help="Stacked-Hourglass detections or ground-truth 2D."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write {p1, p2, per_action} here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write {p1, p2, per_action, per_view} here."),
     quick: bool = typer.Option(False, "--quick", help="One camera, first 486 frames of each test sequence."),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Flip averaging."),
     batch_size: int = typer.Option(8, "--batch-size", min=1),

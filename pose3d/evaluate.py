@@ -31,9 +31,12 @@ class EvalResult:
     p2: float
     per_action: dict[str, dict[str, float]] = field(default_factory=dict)
     frames: int = 0
+    # {"S9/Walking 1/54138969": {"p1", "p2", "frames"}}: where within an action the error is
+    per_view: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"p1": self.p1, "p2": self.p2, "per_action": self.per_action, "frames": self.frames}
+        return {"p1": self.p1, "p2": self.p2, "per_action": self.per_action, "frames": self.frames,
+                "per_view": self.per_view}
 
 
 def test_sequences(data: Human36M, input_2d: str, quick: bool, pitch: float = 0.0) -> list[Sequence]:
@@ -47,6 +50,7 @@ def test_sequences(data: Human36M, input_2d: str, quick: bool, pitch: float = 0.
 def evaluate_sequences(model: torch.nn.Module, sequences: list[Sequence], *, clip_frames: int,
                        flip: bool = True, batch_size: int = 8, description: str = "evaluating") -> EvalResult:
     p1s, p2s = defaultdict(list), defaultdict(list)
+    per_view = {}
     frames = 0
     with progress_bar() as progress:
         task = progress.add_task(description, total=sum(len(s) for s in sequences))
@@ -55,14 +59,16 @@ def evaluate_sequences(model: torch.nn.Module, sequences: list[Sequence], *, cli
                                     flip=flip, batch_size=batch_size)
             pred_mm = codec.model_to_metres(pred, seq.scale) * 1000.0
             true_mm = codec.model_to_metres(seq.joints_3d, seq.scale) * 1000.0
-            p1s[seq.action].append(mpjpe(pred_mm, true_mm))
-            p2s[seq.action].append(p_mpjpe(pred_mm, true_mm))
+            p1, p2 = mpjpe(pred_mm, true_mm), p_mpjpe(pred_mm, true_mm)
+            p1s[seq.action].append(p1)
+            p2s[seq.action].append(p2)
+            per_view[seq.name] = {"p1": float(p1.mean()), "p2": float(p2.mean()), "frames": len(seq)}
             frames += len(seq)
             progress.advance(task, len(seq))
     per_p1, per_p2 = summarize_by_action(p1s), summarize_by_action(p2s)
     per_action = {a: {"p1": per_p1[a], "p2": per_p2[a]} for a in per_p1}
     return EvalResult(p1=float(np.mean(list(per_p1.values()))), p2=float(np.mean(list(per_p2.values()))),
-                      per_action=per_action, frames=frames)
+                      per_action=per_action, frames=frames, per_view=per_view)
 
 
 def evaluate_h36m(model: torch.nn.Module, data_dir: str | Path, *, clip_frames: int, input_2d: str = "sh",

@@ -465,6 +465,15 @@ def test_eval_command_writes_protocol_json(trained_run, h36m_dir, tmp_path, inpu
     assert result["p1"] == pytest.approx(np.mean([a["p1"] for a in result["per_action"].values()]))
     assert result["p2"] == pytest.approx(np.mean([a["p2"] for a in result["per_action"].values()]))
     assert result["frames"] == len(TEST_SUBJECTS) * len(RECORDINGS) * FRAMES
+    # per view: each test view once, its frames counted; an action's P1 is its views' frame-weighted mean
+    views = result["per_view"]
+    assert sorted(views) == sorted(f"{s}/{r}/{CAMERAS[0]}" for s in TEST_SUBJECTS for r in RECORDINGS)
+    assert sum(v["frames"] for v in views.values()) == result["frames"]
+    for action, errs in result["per_action"].items():
+        mine = [v for name, v in views.items() if name.split("/")[1].split(" ")[0] == action]
+        for metric in ("p1", "p2"):
+            weighted = sum(v[metric] * v["frames"] for v in mine) / sum(v["frames"] for v in mine)
+            assert errs[metric] == pytest.approx(weighted, rel=1e-5)
     if input_2d == "sh":  # the same numbers as the run's own validation after its epoch
         assert result["p1"] == pytest.approx(read_metrics(trained_run)[0]["val_p1"], rel=1e-5)
 
