@@ -361,9 +361,13 @@ def evaluate(
     """Human3.6M protocol on S9 and S11: P1 and P2 in mm, per action and mean."""
     from .devices import choose_device
     from .evaluate import evaluate_h36m
-    from .io_utils import atomic_write_text
+    from .io_utils import atomic_write_text, check_writable_dir
     from .weights import load_weights
 
+    if json_out is not None:  # before minutes of evaluation, not after
+        if json_out.suffix.lower() != ".json":
+            raise InputError(f"{json_out}: --json needs a .json file name")
+        check_writable_dir(json_out)
     model, meta = load_weights(weights, device=choose_device(device.value), scan_backend=scan.value)
     result = evaluate_h36m(model, data, clip_frames=model.config.max_frames, input_2d=input_2d.value,
                            quick=quick, flip=flip, batch_size=batch_size)

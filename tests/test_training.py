@@ -478,6 +478,23 @@ def test_eval_command_writes_protocol_json(trained_run, h36m_dir, tmp_path, inpu
         assert result["p1"] == pytest.approx(read_metrics(trained_run)[0]["val_p1"], rel=1e-5)
 
 
+@pytest.mark.parametrize("json_name", ["eval.txt", "a_file/eval.json"])
+def test_eval_json_path_is_checked_before_evaluating(h36m_dir, tmp_path, capsys, monkeypatch, json_name):
+    """A bad --json path fails at once with one line, not after the evaluation."""
+    import pose3d.evaluate
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("evaluated despite a bad --json path")
+
+    monkeypatch.setattr(pose3d.evaluate, "evaluate_h36m", must_not_run)
+    (tmp_path / "a_file").write_text("a file, not a folder")
+    code = run_cli(["eval", "--data", h36m_dir, "--quick", "--json", tmp_path / json_name, "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err and "AssertionError" not in err
+    assert json_name.split("/")[0] in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing written
+
+
 # --------------------------------------------------------------------------- DDP
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes_matches_one_process_with_the_global_batch(h36m_dir, tmp_path):
