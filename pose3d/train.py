@@ -29,6 +29,7 @@ from .datasets import H36M_FPS, TRAIN_SUBJECTS, ClipSampler, Human36M, Sequence,
 from .devices import choose_device
 from .errors import InputError
 from .evaluate import evaluate_sequences, test_sequences
+from .io_utils import check_writable_dir
 from .losses import DEFAULT_WEIGHTS, training_loss
 from .model import PoseMamba, build_model, lengthened, widened
 from .progress import progress_bar
@@ -246,6 +247,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     checkpoint_path = out / "last.pt"
     if resume and not checkpoint_path.is_file():
         raise InputError(f"--resume: no checkpoint at {checkpoint_path}")
+    if not resume and rank == 0:
+        check_writable_dir(out / "config.json")  # a one-line error now, not after loading the data
     if resume:  # the run's own configuration, with the epoch count the caller gives
         saved = json.loads((out / "config.json").read_text())
         config = TrainConfig(**{**saved, "epochs": config.epochs, "device": config.device, "scan": config.scan})

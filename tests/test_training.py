@@ -443,6 +443,19 @@ def test_fine_tuning_from_an_average_at_longer_clips(trained_run, h36m_dir, tmp_
     assert model.config.max_frames == 2 * CLIP and meta["clip_frames"] == 2 * CLIP
 
 
+def test_unusable_run_folder_fails_before_loading_data(h36m_dir, tmp_path, capsys, monkeypatch):
+    import pose3d.train
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("loaded the data despite an unusable --out")
+
+    monkeypatch.setattr(pose3d.train, "_training_sequences", must_not_run)
+    (tmp_path / "a_file").write_text("a file, not a folder")
+    code = run_cli(["train", "--data", h36m_dir, "--out", tmp_path / "a_file" / "run", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code != 0 and "a_file" in err and "Traceback" not in err and "internal error" not in err
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert run_cli(["train", "--out", tmp_path / "none", "--resume"]) != 0
     err = capsys.readouterr().err
