@@ -31,7 +31,7 @@ from .errors import InputError
 from .evaluate import evaluate_sequences, test_sequences
 from .io_utils import check_writable_dir
 from .losses import DEFAULT_WEIGHTS, training_loss
-from .model import PoseMamba, build_model, lengthened, widened
+from .model import PRESETS, PoseMamba, PoseMambaConfig, build_model, lengthened, widened
 from .progress import progress_bar
 from .skeleton import bone_lengths
 from .weights import average_weights, save_weights
@@ -132,6 +132,12 @@ class TrainConfig:
                 raise InputError(f"training option {name} must be one of {', '.join(choices)}, not {value!r}")
         if any(not _is_number(w, (int, float)) or w < 0 for w in self.loss_weights.values()):
             raise InputError(f"loss weights must be numbers >= 0: {self.loss_weights}")
+        if not isinstance(self.preset, str) or self.preset.upper() not in PRESETS:
+            raise InputError(f"training option preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
+        unknown = sorted(set(self.model) - {f.name for f in fields(PoseMambaConfig)})
+        if unknown:
+            raise InputError(f"unknown model options {', '.join(unknown)}; "
+                             f"known: {', '.join(f.name for f in fields(PoseMambaConfig))}")
 
     @classmethod
     def from_file(cls, path: str | Path) -> dict:

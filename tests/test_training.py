@@ -600,6 +600,8 @@ def test_an_unknown_loss_term_is_an_error():
     ({"virtual_cameras": -1.0}, "virtual_cameras must be >= 0"),
     ({"detection_error_scale": [2.0, 1.0]}, "detection_error_scale must be [low, high] within [0, 4]"),
     ({"detection_error_scale": 1.5}, "detection_error_scale must be [low, high] within [0, 4]"),
+    ({"preset": "Q"}, "preset must be one of XS, S, B, L"),
+    ({"model": {"dimm": 64}}, "unknown model options dimm"),
 ])
 def test_bad_training_options_fail_before_a_run_folder_is_made(tmp_path, options, message):
     from pose3d.train import TrainConfig
