@@ -134,6 +134,8 @@ class TrainConfig:
             raise InputError(f"loss weights must be numbers >= 0: {self.loss_weights}")
         if not isinstance(self.preset, str) or self.preset.upper() not in PRESETS:
             raise InputError(f"training option preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
+        if not isinstance(self.model, dict):
+            raise InputError(f"training option model must be a table of PoseMamba options, not {self.model!r}")
         unknown = sorted(set(self.model) - {f.name for f in fields(PoseMambaConfig)})
         if unknown:
             raise InputError(f"unknown model options {', '.join(unknown)}; "

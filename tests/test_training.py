@@ -602,6 +602,7 @@ def test_an_unknown_loss_term_is_an_error():
     ({"detection_error_scale": 1.5}, "detection_error_scale must be [low, high] within [0, 4]"),
     ({"preset": "Q"}, "preset must be one of XS, S, B, L"),
     ({"model": {"dimm": 64}}, "unknown model options dimm"),
+    ({"model": 64}, "model must be a table of PoseMamba options"),
 ])
 def test_bad_training_options_fail_before_a_run_folder_is_made(tmp_path, options, message):
     from pose3d.train import TrainConfig
