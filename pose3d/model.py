@@ -50,13 +50,18 @@ PRESETS: dict[str, PoseMambaConfig] = {
 }
 
 
+def preset_config(preset: str) -> PoseMambaConfig:
+    """The configuration of ``preset`` ('XS', 'S', 'B' or 'L', any case); ValueError otherwise."""
+    if not isinstance(preset, str) or preset.upper() not in PRESETS:
+        raise ValueError(f"unknown PoseMamba preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[preset.upper()]
+
+
 def build_model(preset: str = "S", **overrides) -> "PoseMamba":
     """A PoseMamba network for ``preset`` ('XS', 'S', 'B' or 'L'); keyword overrides change any field
     of :class:`PoseMambaConfig`, and ``scan_backend`` picks the selective scan backend."""
-    if preset.upper() not in PRESETS:
-        raise ValueError(f"unknown PoseMamba preset {preset!r}; choose one of {', '.join(PRESETS)}")
     scan_backend = overrides.pop("scan_backend", "auto")
-    config = PoseMambaConfig(**{**asdict(PRESETS[preset.upper()]), **overrides})
+    config = PoseMambaConfig(**{**asdict(preset_config(preset)), **overrides})
     return PoseMamba(config, scan_backend=scan_backend)
 
 

@@ -31,7 +31,7 @@ from .errors import InputError
 from .evaluate import evaluate_sequences, test_sequences
 from .io_utils import check_writable_dir
 from .losses import DEFAULT_WEIGHTS, training_loss
-from .model import PRESETS, PoseMamba, PoseMambaConfig, build_model, lengthened, widened
+from .model import PRESETS, PoseMamba, PoseMambaConfig, build_model, lengthened, preset_config, widened
 from .progress import progress_bar
 from .skeleton import bone_lengths
 from .weights import average_weights, save_weights
@@ -113,7 +113,7 @@ class TrainConfig:
         if not _is_interval(self.detection_error_scale, 0, 4):
             raise InputError("training option detection_error_scale must be [low, high] within [0, 4], "
                              f"not {self.detection_error_scale!r}")
-        if tuple(self.detection_error_scale) != (1, 1) and self.input_2d != "sh":
+        if self.scales_detection_error and self.input_2d != "sh":
             raise InputError("training option detection_error_scale needs detected 2D (input_2d sh), not ground truth")
         if self.virtual_cameras < 0:
             raise InputError(f"training option virtual_cameras must be >= 0, not {self.virtual_cameras}")
@@ -132,14 +132,20 @@ class TrainConfig:
                 raise InputError(f"training option {name} must be one of {', '.join(choices)}, not {value!r}")
         if any(not _is_number(w, (int, float)) or w < 0 for w in self.loss_weights.values()):
             raise InputError(f"loss weights must be numbers >= 0: {self.loss_weights}")
-        if not isinstance(self.preset, str) or self.preset.upper() not in PRESETS:
-            raise InputError(f"training option preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
+        try:
+            preset_config(self.preset)
+        except ValueError:
+            raise InputError(f"training option preset must be one of {', '.join(PRESETS)}, not {self.preset!r}") from None
         if not isinstance(self.model, dict):
             raise InputError(f"training option model must be a table of PoseMamba options, not {self.model!r}")
         unknown = sorted(set(self.model) - {f.name for f in fields(PoseMambaConfig)})
         if unknown:
             raise InputError(f"unknown model options {', '.join(unknown)}; "
                              f"known: {', '.join(f.name for f in fields(PoseMambaConfig))}")
+
+    @property
+    def scales_detection_error(self) -> bool:
+        return tuple(self.detection_error_scale) != (1, 1)
 
     @classmethod
     def from_file(cls, path: str | Path) -> dict:
@@ -184,7 +190,7 @@ def _training_sequences(config: TrainConfig) -> tuple[list[Sequence], list[Seque
     """(training sequences, validation sequences or None, a description of the data)."""
     if config.virtual_cameras and not config.data:
         raise InputError("virtual_cameras needs --data (the Human3.6M folder: its 3D poses are what they see)")
-    if tuple(config.detection_error_scale) != (1, 1) and not config.data:
+    if config.scales_detection_error and not config.data:
         raise InputError("detection_error_scale needs --data (the Human3.6M folder: its detections' error is what it scales)")
     train, described = [], []
     h36m = Human36M(config.data) if config.data else None
@@ -196,7 +202,7 @@ def _training_sequences(config: TrainConfig) -> tuple[list[Sequence], list[Seque
             train += h36m.virtual_views(TRAIN_SUBJECTS, config.input_2d, config.virtual_cameras,
                                         (low, high), seed=config.seed)
             described.append(f"{config.virtual_cameras:g} virtual camera views per view, pitch {low:g} to {high:g} degrees")
-        if tuple(config.detection_error_scale) != (1, 1):
+        if config.scales_detection_error:
             described.append("detector error x {:g} to {:g}".format(*config.detection_error_scale))
     if config.user_data:
         train += load_user_sequences(config.user_data)
@@ -279,8 +285,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         optimizer.load_state_dict(payload["optimizer"])
         state = payload["state"]
         log.info("resuming %s at epoch %d, batch %d", out, state["epoch"] + 1, state["batch"])
-    elif rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+    elif rank == 0:  # the folder was made by check_writable_dir above
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     meta = {"preset": config.preset, "clip_frames": config.clip_frames,
             "fps": config.data_fps / min(config.frame_steps), "frame_steps": list(config.frame_steps),
