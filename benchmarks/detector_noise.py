@@ -6,10 +6,10 @@ detections are scored with their error against the projected ground truth scaled
 For each factor f the 2D input is the projected ground truth plus f times the detector's error
 on the same frame (0: ground-truth 2D; 1: the detections as they are; 1.5: half as much error
 again, in the same directions), on the quick protocol (S9/S11, camera 54138969, the first 486
-frames of each recording), lifted with flip averaging on non-overlapping clips. The detector was
-fitted on Human3.6M's training subjects, and a real video's detections are noisier than the
-test subjects' (docs/training.md, "Where the error is"). Prints a markdown table, one column
-per weights file.
+frames of each recording), lifted with flip averaging on non-overlapping clips. A real video's
+detections are often noisier than Human3.6M's; in three S9 recordings the "error" also holds the
+ground truth's own sideways displacement (docs/training.md, "Where the error is"). Prints a
+markdown table, one column per weights file.
 """
 
 from __future__ import annotations
