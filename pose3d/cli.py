@@ -52,6 +52,16 @@ class ValChoice(str, Enum):
     none = "none"
 
 
+class BudgetClockChoice(str, Enum):
+    wall = "wall"
+    cpu = "cpu"
+
+
+class PrecisionChoice(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 DEVICE_OPTION = typer.Option(DeviceChoice.auto, "--device", help="Where the lifter runs.")
 SCAN_OPTION = typer.Option(ScanChoice.auto, "--scan", help="Selective scan backend (auto: fused kernel on CPU, mamba-ssm on CUDA when installed).")
 
@@ -319,6 +329,10 @@ def train(
     init_weights: Optional[Path] = typer.Option(None, "--init-weights", help="Fine-tune from these weights ('default' = the shipped ones)."),
     val: Optional[ValChoice] = typer.Option(None, help="Validation after epochs."),
     seed: Optional[int] = typer.Option(None),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training before this many minutes (validation excluded)."),
+    budget_clock: Optional[BudgetClockChoice] = typer.Option(None, "--budget-clock", help="What the budget counts: wall time or the process's CPU time."),
+    precision: Optional[PrecisionChoice] = typer.Option(None, "--precision", help="bf16: autocast the forward pass (CPUs with bf16 units, GPUs)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch intra-op threads."),
     device: DeviceChoice = DEVICE_OPTION,
     scan: ScanChoice = SCAN_OPTION,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
@@ -331,7 +345,8 @@ def train(
     given = dict(data=data, user_data=user_data, out_dir=out, preset=preset, clip_frames=clip_frames,
                  epochs=epochs, batch_size=batch_size, lr=lr, steps_per_epoch=steps_per_epoch,
                  input_2d=input_2d and input_2d.value, val=val and val.value, seed=seed,
-                 init_weights=init_weights)
+                 init_weights=init_weights, time_budget_minutes=time_budget, threads=threads,
+                 budget_clock=budget_clock and budget_clock.value, precision=precision and precision.value)
     values.update({k: str(v) if isinstance(v, Path) else v for k, v in given.items() if v is not None})
     if values.get("init_weights") == "default":
         values["init_weights"] = str(default_weights_path())

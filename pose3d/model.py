@@ -33,6 +33,7 @@ class PoseMambaConfig:
     mlp_ratio: float = 2.0
     drop_path: float = 0.2     # rises linearly from 0 over the block pairs
     local_scan: bool = True    # add u[..., LOCAL_SCAN_ORDER, :] to the frame-major scans
+    pose_embed: bool = False   # also embed each joint from its whole frame's pose (body_features)
 
     @property
     def d_inner(self) -> int:
@@ -138,6 +139,16 @@ def scan_orders(T: int, J: int, device: torch.device) -> torch.Tensor:
     return torch.stack([frame_major, joint_major, frame_major.flip(0), joint_major.flip(0)])
 
 
+def body_features(keypoints_2d: torch.Tensor) -> torch.Tensor:
+    """(..., J, 2) normalised 2D -> (..., 2 J + 3): the frame's pose as one vector, root-relative
+    and divided by its size (the root-mean-square distance of the joints from the root), then
+    the root's position and that size, so the whole body reaches every joint's token at once."""
+    root = keypoints_2d[..., :1, :]
+    relative = keypoints_2d - root
+    size = relative.square().sum(dim=-1).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-6)  # (..., 1)
+    return torch.cat([(relative / size[..., None]).flatten(-2), root[..., 0, :], size], dim=-1)
+
+
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
@@ -168,6 +179,8 @@ class PoseMamba(nn.Module):
         self.config = config
         dim = config.dim
         self.joint_embed = nn.Linear(2, dim)
+        # a joint's embedding from the whole frame's pose: what a single-frame lifter sees at once
+        self.pose_embed = nn.Linear(2 * config.num_joints + 3, config.num_joints * dim) if config.pose_embed else None
         self.spatial_pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, config.num_joints, dim), std=0.02))
         self.temporal_pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, config.max_frames, dim), std=0.02))
         rates = torch.linspace(0, config.drop_path, config.depth).tolist()
@@ -193,6 +206,8 @@ class PoseMamba(nn.Module):
             raise ValueError(f"PoseMamba expects (B, T<={self.config.max_frames}, {self.config.num_joints}, 2), "
                              f"got {tuple(keypoints_2d.shape)}")
         x = self.joint_embed(keypoints_2d) + self.spatial_pos
+        if self.pose_embed is not None:
+            x = x + self.pose_embed(body_features(keypoints_2d)).reshape(B, T, J, -1)
         for i, (spatial, temporal) in enumerate(zip(self.spatial_blocks, self.temporal_blocks)):
             x = self.spatial_norm(spatial(x))
             if i == 0:
@@ -234,6 +249,8 @@ def widened(model: PoseMamba, noise: float = 1e-3, seed: int = 0) -> PoseMamba:
     duplicated channels sees the same mean and variance. The SSM's low-rank dt projection
     gains ranks whose input rows start at zero."""
     c = model.config
+    if c.pose_embed:
+        raise ValueError("widened: a model with pose_embed cannot be widened (its embedding is per joint)")
     wide = _resized(model, dim=2 * c.dim)
     fresh = wide.state_dict()
     generator = torch.Generator().manual_seed(seed)

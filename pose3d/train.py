@@ -6,6 +6,10 @@ CUDA; each rank takes every world_size-th clip of the same shuffled epoch).
 The run folder gets ``config.json``, ``metrics.jsonl`` (one line per epoch), ``last.pt``
 (resumable checkpoint, also written every ``checkpoint_minutes``), ``best.pt`` (weights
 with the lowest validation P1) and ``final.pt``.
+
+A run ends after ``epochs`` or, with ``time_budget_minutes``, before its clock (wall time, or
+the process's CPU time) passes the budget; ``schedule = "cosine"`` warms the learning rate up
+and decays it to zero over whichever of the two comes first.
 """
 
 from __future__ import annotations
@@ -71,7 +75,13 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # cap; None = every clip once per epoch
     batch_size: int = 4
     lr: float = 2e-4
-    lr_decay: float = 0.99             # per epoch
+    schedule: str = "step"             # step: lr x lr_decay per epoch; cosine: warm-up, then cosine to 0
+    lr_decay: float = 0.99             # per epoch (schedule "step")
+    warmup_steps: int = 0              # linear warm-up (schedule "cosine")
+    time_budget_minutes: float | None = None  # stop before this much training time (validation excluded)
+    budget_clock: str = "wall"         # wall: elapsed time; cpu: the process's CPU time, all threads
+    precision: str = "fp32"            # fp32 | bf16 (autocast of the forward pass; the loss stays fp32)
+    threads: int | None = None         # torch's intra-op threads (default: torch's own choice)
     weight_decay: float = 0.01
     flip_prob: float = 0.5
     ema_decay: float = 0.0             # > 0: validate and save an exponential moving average of the weights
@@ -88,15 +98,17 @@ class TrainConfig:
         if unknown:
             raise InputError(f"unknown loss terms {', '.join(unknown)}; known: {', '.join(DEFAULT_WEIGHTS)}")
         # checked here, before a run folder is made, so a typo fails in one line, not mid-run
-        whole_numbers = ("epochs", "batch_size", "clip_frames", "stride", "steps_per_epoch", "val_every", "seed")
+        whole_numbers = ("epochs", "batch_size", "clip_frames", "stride", "steps_per_epoch", "val_every", "seed",
+                         "warmup_steps", "threads")
         numbers = ("lr", "lr_decay", "weight_decay", "flip_prob", "ema_decay", "data_fps", "checkpoint_minutes",
-                   "virtual_cameras")
+                   "virtual_cameras", "time_budget_minutes")
         for names, kind, what in ((whole_numbers, int, "a whole number"), (numbers, (int, float), "a number")):
             for name in names:
                 value = getattr(self, name)
                 if value is not None and not _is_number(value, kind):
                     raise InputError(f"training option {name} must be {what}, not {value!r}")
-        for name in ("epochs", "batch_size", "clip_frames", "stride", "steps_per_epoch", "val_every", "lr", "data_fps"):
+        for name in ("epochs", "batch_size", "clip_frames", "stride", "steps_per_epoch", "val_every", "lr", "data_fps",
+                     "time_budget_minutes", "threads"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise InputError(f"training option {name} must be positive, not {value}")
@@ -104,6 +116,8 @@ class TrainConfig:
             raise InputError(f"training option ema_decay must lie in [0, 1), not {self.ema_decay}")
         if not 0 < self.lr_decay <= 1:
             raise InputError(f"training option lr_decay must lie in (0, 1], not {self.lr_decay}")
+        if self.warmup_steps < 0:
+            raise InputError(f"training option warmup_steps must be >= 0, not {self.warmup_steps}")
         if self.weight_decay < 0 or not 0 <= self.flip_prob <= 1 or self.checkpoint_minutes < 0:
             raise InputError("training options weight_decay and checkpoint_minutes must be >= 0 and "
                              f"flip_prob in [0, 1] (got {self.weight_decay}, {self.checkpoint_minutes}, {self.flip_prob})")
@@ -127,7 +141,10 @@ class TrainConfig:
         if not self.frame_steps or any(not _is_number(step, int) or step < 1 for step in self.frame_steps):
             raise InputError(f"training option frame_steps must be whole numbers >= 1, not {list(self.frame_steps)}")
         for name, value, choices in (("input_2d", self.input_2d, ("sh", "gt")),
-                                     ("val", self.val, ("quick", "full", "none"))):
+                                     ("val", self.val, ("quick", "full", "none")),
+                                     ("schedule", self.schedule, ("step", "cosine")),
+                                     ("budget_clock", self.budget_clock, ("wall", "cpu")),
+                                     ("precision", self.precision, ("fp32", "bf16"))):
             if value not in choices:
                 raise InputError(f"training option {name} must be one of {', '.join(choices)}, not {value!r}")
         if any(not _is_number(w, (int, float)) or w < 0 for w in self.loss_weights.values()):
@@ -252,6 +269,69 @@ def _build_model(config: TrainConfig) -> PoseMamba:
     return build_model(config.preset, max_frames=config.clip_frames, scan_backend=config.scan, **config.model)
 
 
+# --------------------------------------------------------------------------- schedule and budget
+class BudgetClock:
+    """Training time so far, in seconds of wall time or of the process's CPU time (all threads:
+    a busy machine slows the wall clock, not the CPU clock), with pauses (validation) left out."""
+
+    def __init__(self, kind: str = "wall", already: float = 0.0):
+        self._now = time.process_time if kind == "cpu" else time.monotonic
+        self._start = self._now() - already
+        self._paused_at: float | None = None
+
+    def seconds(self) -> float:
+        return (self._paused_at if self._paused_at is not None else self._now()) - self._start
+
+    def pause(self) -> None:
+        self._paused_at = self._now()
+
+    def resume(self) -> None:
+        if self._paused_at is not None:
+            self._start += self._now() - self._paused_at
+            self._paused_at = None
+
+
+def learning_rate(config: TrainConfig, epoch: int, step: int, progress: float) -> float:
+    """The rate for the next step. ``progress`` in [0, 1]: how much of the run is done (steps of
+    the planned total, or time of the budget, whichever is further)."""
+    if config.schedule == "step":
+        return config.lr * config.lr_decay ** epoch
+    warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    return config.lr * warmup * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _prefetched(batches, device: torch.device):
+    """Tensors on ``device`` from numpy batches; on CUDA the next batch is built by a thread and
+    copied from pinned memory without blocking while the current step runs."""
+    if device.type != "cuda":
+        for arrays in batches:
+            yield tuple(torch.from_numpy(a) for a in arrays)
+        return
+    import queue
+    import threading
+
+    ready: queue.Queue = queue.Queue(maxsize=2)
+    done = object()
+
+    def produce():
+        for arrays in batches:
+            ready.put(tuple(torch.from_numpy(a).pin_memory() for a in arrays))
+        ready.put(done)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while (item := ready.get()) is not done:
+        yield tuple(t.to(device, non_blocking=True) for t in item)
+
+
+def _agree(flag: bool, world: int, device: torch.device) -> bool:
+    """True on every rank when it is true on any (so all ranks stop at the same step)."""
+    if world == 1:
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 # --------------------------------------------------------------------------- training
 def train(config: TrainConfig, resume: bool = False) -> Path:
     """Run training as configured; returns the path of the best (or final) weights."""
@@ -267,6 +347,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         saved = json.loads((out / "config.json").read_text())
         config = TrainConfig(**{**saved, "epochs": config.epochs, "device": config.device, "scan": config.scan})
     torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
 
     train_seqs, val_seqs, data_desc = _training_sequences(config)
     sampler = ClipSampler(train_seqs, config.clip_frames, config.stride or config.clip_frames,
@@ -294,32 +376,48 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                  if world > 1 else model)
 
     scored = ema.module if ema else model  # the weights that are validated and saved
+    clock = BudgetClock(config.budget_clock, state.get("clock_seconds", 0.0))
+    budget = 60.0 * config.time_budget_minutes if config.time_budget_minutes else math.inf
+    planned_steps = None  # known once the first epoch's clips are drawn
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     last_save = time.monotonic()
+    out_of_time = False
+    epoch = state["epoch"] - 1  # the last epoch done, should the loop not run
     for epoch in range(state["epoch"], config.epochs):
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * config.lr_decay ** epoch
         rng = np.random.default_rng([config.seed, epoch])  # identical on every rank
         clips = sampler.clips(rng)
         per_rank = len(clips) // (config.batch_size * world)
         if config.steps_per_epoch:
             per_rank = min(per_rank, config.steps_per_epoch)
+        planned_steps = planned_steps or per_rank * config.epochs
         mine = clips[rank::world][: per_rank * config.batch_size]
-        sums, count, started = {}, 0, time.monotonic()
+        sums, count, started, step_seconds = {}, 0, time.monotonic(), 0.0
         model.train()
         with progress_bar(TextColumn("loss {task.fields[loss]:.4f}")) as progress:
             task = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=per_rank, loss=0.0)
-            for b, (kp, j3, has) in enumerate(sampler.batches(rng, config.batch_size, mine)):
+            batches = _prefetched(sampler.batches(rng, config.batch_size, mine), device)
+            for b, (x, y, has_t) in enumerate(batches):
                 if b < state["batch"]:  # resuming inside this epoch
                     progress.advance(task)
                     continue
-                x, y, has_t = (torch.from_numpy(a).to(device) for a in (kp, j3, has))
-                loss, terms = training_loss(ddp_model(x), y, x, has_t, config.loss_weights)
+                before = clock.seconds()
+                # the last step must end inside the budget: stop when one more would not (ranks agree)
+                out_of_time = _agree(before + step_seconds > budget, world, device)
+                if out_of_time:
+                    break
+                lr = learning_rate(config, epoch, state["step"], max(state["step"] / planned_steps, before / budget))
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                with autocast:
+                    pred = ddp_model(x)
+                loss, terms = training_loss(pred.float(), y, x, has_t, config.loss_weights)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 if ema:
                     ema.update_parameters(model)
                 state["step"] += 1
+                step_seconds = max(step_seconds * 0.9, clock.seconds() - before)  # a cautious estimate
                 for k, v in {"loss": loss.item(), **terms}.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
@@ -327,20 +425,25 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 if b % 50 == 0:
                     log.info("epoch %d batch %d/%d loss %.4f", epoch + 1, b, per_rank, sums["loss"] / count)
                 if rank == 0 and time.monotonic() - last_save > 60 * config.checkpoint_minutes:
-                    _save_checkpoint(checkpoint_path, model, optimizer, ema, {**state, "epoch": epoch, "batch": b + 1}, meta)
+                    _save_checkpoint(checkpoint_path, model, optimizer, ema,
+                                     {**state, "epoch": epoch, "batch": b + 1, "clock_seconds": clock.seconds()}, meta)
                     last_save = time.monotonic()
         state["batch"] = 0
+        state["clock_seconds"] = clock.seconds()
         record = {"epoch": epoch + 1, "step": state["step"], "lr": optimizer.param_groups[0]["lr"],
                   "seconds": round(time.monotonic() - started, 1),
+                  f"{config.budget_clock}_minutes": round(clock.seconds() / 60, 2),
                   **{f"train_{k}": v / max(count, 1) for k, v in sums.items()}}
-        if rank == 0 and val_seqs and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
+        clock.pause()
+        last_epoch = out_of_time or epoch + 1 == config.epochs
+        if rank == 0 and val_seqs and ((epoch + 1) % config.val_every == 0 or last_epoch):
             scored.eval()
             result = evaluate_sequences(scored, val_seqs, clip_frames=config.clip_frames,
                                         description=f"validation ({config.val})")
             record.update(val_p1=result.p1, val_p2=result.p2)
             if result.p1 < state["best_p1"]:
                 state["best_p1"] = result.p1
-                save_weights(out / "best.pt", scored, {**meta, "epochs": epoch + 1,
+                save_weights(out / "best.pt", scored, {**meta, "epochs": epoch + 1, "steps": state["step"],
                                                       "val": {config.val: {"p1": result.p1, "p2": result.p2}}})
         if rank == 0:
             with open(out / "metrics.jsonl", "a") as f:
@@ -351,8 +454,12 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             last_save = time.monotonic()
         if world > 1:
             dist.barrier()
+        clock.resume()
+        if out_of_time:
+            log.info("time budget of %g minutes reached after %d steps", config.time_budget_minutes, state["step"])
+            break
     if rank == 0:
-        save_weights(out / "final.pt", scored, {**meta, "epochs": config.epochs})
+        save_weights(out / "final.pt", scored, {**meta, "epochs": epoch + 1, "steps": state["step"]})
     if world > 1:
         dist.destroy_process_group()
     return out / ("best.pt" if (out / "best.pt").is_file() else "final.pt")

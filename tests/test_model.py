@@ -121,3 +121,27 @@ def test_lengthened_model_stretches_the_temporal_embedding_and_keeps_the_rest():
     assert long(torch.randn(1, 5, 17, 2)).shape == (1, 5, 17, 3)
     with pytest.raises(ValueError, match="shorter"):
         lengthened(model, 2)
+
+
+def test_body_features_see_the_pose_apart_from_its_place_and_size():
+    from pose3d.model import body_features
+
+    pose = torch.randn(3, 17, 2) * 0.2
+    moved = pose * 2.5 + torch.tensor([0.3, -0.1])  # the same pose, larger and elsewhere
+    a, b = body_features(pose), body_features(moved)
+    assert a.shape == (3, 2 * 17 + 3)
+    torch.testing.assert_close(a[:, :34], b[:, :34])  # the normalised shape is unchanged
+    torch.testing.assert_close(b[:, 34:36], pose[:, 0] * 2.5 + torch.tensor([0.3, -0.1]))  # the root
+    torch.testing.assert_close(b[:, 36], a[:, 36] * 2.5)  # and the size
+
+
+def test_pose_embedding_is_one_linear_map_from_the_frame_to_every_joint_and_it_trains():
+    torch.manual_seed(0)
+    plain = build_model("XS", depth=1, max_frames=9)
+    model = build_model("XS", depth=1, max_frames=9, pose_embed=True)
+    dim = model.config.dim
+    assert count_parameters(model) - count_parameters(plain) == (2 * 17 + 3 + 1) * 17 * dim
+    model(torch.randn(2, 9, 17, 2) * 0.2).square().sum().backward()
+    assert model.pose_embed.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="cannot be widened"):
+        widened(model)

@@ -416,6 +416,52 @@ def test_weight_average_is_what_is_saved_and_it_resumes(h36m_dir, tmp_path):
         torch.testing.assert_close(v, second["state_dict"][k])
 
 
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from pose3d.train import TrainConfig, learning_rate
+
+    config = TrainConfig(lr=1e-3, schedule="cosine", warmup_steps=10)
+    assert learning_rate(config, 0, 0, 0.0) == pytest.approx(1e-4)  # first of ten warm-up steps
+    assert learning_rate(config, 0, 9, 0.0) == pytest.approx(1e-3)
+    assert learning_rate(config, 3, 500, 0.5) == pytest.approx(5e-4)  # half-way: half the peak
+    assert learning_rate(config, 9, 999, 1.0) == pytest.approx(0.0, abs=1e-12)
+    step = TrainConfig(lr=1e-3, lr_decay=0.5)  # the legacy schedule: x lr_decay per epoch
+    assert learning_rate(step, 2, 123, 0.7) == pytest.approx(2.5e-4)
+
+
+def test_budget_clock_leaves_out_its_pauses(monkeypatch):
+    from pose3d import train as train_module
+
+    now = [100.0]
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: now[0])
+    clock = train_module.BudgetClock("wall", already=30.0)  # a resumed run's 30 s
+    now[0] += 10
+    clock.pause()
+    now[0] += 1000  # validation
+    assert clock.seconds() == pytest.approx(40.0)
+    clock.resume()
+    now[0] += 5
+    assert clock.seconds() == pytest.approx(45.0)
+
+
+@pytest.mark.slow
+def test_time_budget_stops_cleanly_saves_and_validates(h36m_dir, tmp_path, monkeypatch):
+    from pose3d import train as train_module
+
+    # a fake clock: every call is one second later, so the budget is reached after a few steps
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(train_module.time, "process_time", lambda: float(next(ticks)))
+    out = tmp_path / "budget"
+    config = tiny_config(tmp_path, schedule="cosine", time_budget_minutes=0.2, budget_clock="cpu")
+    assert run_cli(["train", "--data", h36m_dir, "--config", config, "--out", out, "--epochs", 50,
+                    "--steps-per-epoch", 100, "--device", "cpu"]) == 0
+    records = read_metrics(out)
+    assert len(records) == 1 and 0 < records[0]["step"] < 100  # stopped inside the first epoch
+    # the fake clock also ticks at the few readings after the stop
+    assert records[0]["cpu_minutes"] <= 0.2 + 3 / 60 and math.isfinite(records[0]["val_p1"])
+    assert {"last.pt", "final.pt", "best.pt"} <= {p.name for p in out.iterdir()}
+    assert load_weights(out / "final.pt")[1]["steps"] == records[0]["step"]
+
+
 def test_average_of_weights_files(tmp_path):
     torch.manual_seed(0)
     models = [build_model("S", max_frames=CLIP, **TINY_MODEL) for _ in range(2)]
@@ -603,6 +649,12 @@ def test_an_unknown_loss_term_is_an_error():
     ({"preset": "Q"}, "preset must be one of XS, S, B, L"),
     ({"model": {"dimm": 64}}, "unknown model options dimm"),
     ({"model": 64}, "model must be a table of PoseMamba options"),
+    ({"schedule": "linear"}, "schedule must be one of step, cosine"),
+    ({"budget_clock": "gpu"}, "budget_clock must be one of wall, cpu"),
+    ({"precision": "fp16"}, "precision must be one of fp32, bf16"),
+    ({"time_budget_minutes": 0}, "time_budget_minutes must be positive"),
+    ({"warmup_steps": -5}, "warmup_steps must be >= 0"),
+    ({"threads": 0}, "threads must be positive"),
 ])
 def test_bad_training_options_fail_before_a_run_folder_is_made(tmp_path, options, message):
     from pose3d.train import TrainConfig
