@@ -64,6 +64,19 @@ def test_tracker_keeps_ids_fills_gaps_and_picks_the_main_person():
     assert main_track(tracks).id == tracks[0].id
 
 
+def test_tracker_pairs_detections_by_the_best_total_overlap():
+    """Two people side by side step left together: the right one's new box overlaps the left
+    one's old box the most, so taking the best pair first would give the left one's id to
+    the right one and the left one a new id; the best pairing overall keeps both ids."""
+    tracker = Tracker(max_missed=5)
+    tracker.update(0, [_person(0, 50), _person(22, 50)])
+    tracker.update(1, [_person(-12, 50), _person(10, 50)])
+    assert len(tracker.open) == 2
+    for track in tracker.open:
+        assert track.frames == [0, 1]
+        np.testing.assert_allclose(track.detections[1].box - track.detections[0].box, [-12, 0, -12, 0])
+
+
 def _split_person_tracks(max_gap=3):
     tracker = Tracker(max_missed=2)
     for frame in range(40):
