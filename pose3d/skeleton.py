@@ -64,13 +64,14 @@ def bone_side(bone: tuple[int, int]) -> str:
     return side(bone[1])
 
 
-def flip_horizontal(joints: np.ndarray, axis_value: float = 0.0) -> np.ndarray:
+def flip_horizontal(joints, axis_value: float = 0.0):
     """Mirror poses left-right: x -> 2 * axis_value - x, then swap left and right joints.
 
-    ``joints``: (..., 17, C) with x in channel 0; works for numpy arrays and torch tensors.
+    ``joints``: (..., 17, C), 2D or 3D, with x in channel 0; a numpy array or a torch tensor,
+    returned as a new one of the same type and dtype (the input is not changed). The one flip
+    of pose3d: training augmentation (datasets.flip_clip) and flip averaging (lifting).
     """
-    out = joints[..., list(FLIP_PERMUTATION), :].copy() if isinstance(joints, np.ndarray) \
-        else joints[..., list(FLIP_PERMUTATION), :].clone()
+    out = joints[..., list(FLIP_PERMUTATION), :]  # advanced indexing copies (numpy and torch)
     out[..., 0] = 2 * axis_value - out[..., 0]
     return out
 
