@@ -108,6 +108,29 @@ def test_unknown_or_unusable_backend_is_a_clear_error():
     assert scan.resolve_backend("auto", "cpu") == ("fused" if fused_available else "torch")
 
 
+@pytest.mark.skipif(not fused_available, reason="fused kernel not built")
+def test_kernel_whose_struct_differs_from_the_ctypes_mirror_is_refused(monkeypatch, caplog):
+    """The C kernel exports sizeof(ScanArgs); a build whose struct differs from scan.py's
+    ctypes mirror (here: the mirror has a field more) is ignored with a warning."""
+    import ctypes
+
+    assert scan._fused_library().pose3d_scan_args_size() == ctypes.sizeof(scan._ScanArgs)
+
+    class Grown(ctypes.Structure):
+        _fields_ = list(scan._ScanArgs._fields_) + [("extra", ctypes.c_int64)]
+
+    monkeypatch.setattr(scan, "_ScanArgs", Grown)
+    scan._fused_library.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="pose3d.scan"):
+            assert scan._fused_library() is None
+        assert "stale fused scan kernel" in caplog.text and f"{ctypes.sizeof(Grown)} bytes" in caplog.text
+    finally:
+        monkeypatch.undo()
+        scan._fused_library.cache_clear()
+    assert scan._fused_library() is not None
+
+
 @pytest.mark.skipif(not cuda_mamba, reason="needs CUDA and an importable mamba-ssm")
 def test_mamba_ssm_kernel_matches_torch_backend_on_gpu():
     inputs, order = random_inputs(batch=2, L=500, K=4, d=64, n=16, dtype=torch.float32)
