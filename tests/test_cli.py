@@ -168,6 +168,13 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
         main(["lift", str(tmp_path / "missing.mp4"), "--debug"])
 
 
+def test_usage_errors_show_the_usage_and_exit_2(capsys):
+    for args, message in ((["lift", "--no-such-option"], "No such option"), (["no-such-command"], "No such command"),
+                          (["eval", "--input-2d", "xy"], "Invalid value")):
+        code, err = run(args, capsys)
+        assert code == 2 and message in err and "Usage:" in err and "internal error" not in err, (args, err)
+
+
 # --------------------------------------------------------------------------- batch
 def _video_tree(root: Path, good: int, broken: int = 0, frames: int = 12) -> None:
     (root / "sub").mkdir(parents=True, exist_ok=True)
