@@ -200,6 +200,7 @@ def test_batch_resumes_and_reports_failures(tmp_path, capsys, monkeypatch, weigh
     assert code == 0 and "3 done, 0 skipped" in err
 
 
+@pytest.mark.slow
 def test_batch_with_workers_isolates_failures(tmp_path, capsys, weights):
     _video_tree(tmp_path / "in", good=2, broken=1, frames=4)  # noise: mediapipe finds no one
     code, err = run(["lift", tmp_path / "in", "-o", tmp_path / "out", "--workers", "2", "--weights", weights], capsys)
@@ -211,6 +212,7 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # then Python installs its KeyboardInterrupt handler
 
 
+@pytest.mark.slow
 def test_batch_ctrl_c_keeps_finished_files_and_resumes(tmp_path, weights):
     _video_tree(tmp_path / "in", good=4, frames=20)
     script = ("import sys; sys.path.insert(0, sys.argv[1]); from helpers import use_fake_backend; "

@@ -56,7 +56,7 @@ BACKENDS = ["torch"] + (["fused"] if fused_available else [])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("d", [32, 24, 5])  # vector path (multiple of 8) and scalar path
+@pytest.mark.parametrize("d", [pytest.param(32, marks=pytest.mark.slow), 24, 5])  # vector path (multiple of 8) and scalar path
 def test_backend_matches_sequential_reference_float64(backend, d):
     inputs, order = random_inputs(batch=2, L=150, K=4, d=d, n=16, dtype=torch.float64)
     upstream = torch.randn(2, 150, 4, d, dtype=torch.float64)
@@ -68,6 +68,7 @@ def test_backend_matches_sequential_reference_float64(backend, d):
 
 
 @pytest.mark.skipif(not fused_available, reason="fused kernel not built")
+@pytest.mark.slow
 def test_fused_float32_matches_torch_float32():
     inputs, order = random_inputs(batch=3, L=300, K=4, d=48, n=16, dtype=torch.float32)
     upstream = torch.randn(3, 300, 4, 48)

@@ -303,6 +303,7 @@ def test_training_data_with_scaled_detector_error(h36m_dir):
 
 
 # --------------------------------------------------------------------------- training
+@pytest.mark.slow
 def test_a_few_training_steps_lower_the_loss_on_the_same_batch(h36m_dir):
     seqs = Human36M(h36m_dir).sequences(("S1",), input_2d="gt")
     kp, j3, has = next(ClipSampler(seqs, CLIP, CLIP).batches(np.random.default_rng(0), 4))
