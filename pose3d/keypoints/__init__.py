@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import ContextManager, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class KeypointBackend(Protocol):
     def refine(self, frame: np.ndarray, boxes: list[np.ndarray]) -> list[Detection | None]:
         """The person in each box (x0, y0, x1, y1), or None where it finds nobody."""
 
-    def quiet(self) -> ContextManager:
+    def quiet(self) -> contextlib.AbstractContextManager:
         """A context around a whole pass that silences the backend's native logs."""
 
     def close(self) -> None:
