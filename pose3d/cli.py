@@ -422,15 +422,14 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
-    except Exception as exc:  # click's own usage errors (typer bundles click), then genuine bugs
-        names = {c.__name__ for c in type(exc).__mro__}
-        if "ClickException" in names:
-            if _debug:
-                raise
-            exc.show()
-            sys.exit(getattr(exc, "exit_code", 2))
-        if "Abort" in names:
-            _fail("interrupted", 130)
+    except typer.Abort:
+        _fail("interrupted", 130)
+    except typer.TyperException as exc:  # usage errors: the ClickExceptions of typer's own copy of click
+        if _debug:
+            raise
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # genuine bugs
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
 
 

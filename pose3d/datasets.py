@@ -21,7 +21,7 @@ import numpy as np
 
 from . import codec
 from .errors import InputError
-from .skeleton import FLIP_PERMUTATION, NUM_JOINTS
+from .skeleton import NUM_JOINTS, flip_horizontal
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,6 @@ TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
 H36M_FPS = 50.0  # Human3.6M poses and detections
 CAMERAS = ("54138969", "55011271", "58860488", "60457274")
-# Stacked-Hourglass / MPII-16 -> Human3.6M-17 for the joints both skeletons have.
-SH_DIRECT = {0: 6, 1: 2, 2: 1, 3: 0, 4: 3, 5: 4, 6: 5, 11: 13, 12: 14, 13: 15, 14: 12, 15: 11, 16: 10}
 SH_HIP = 6
 
 
@@ -133,17 +131,6 @@ def fit_sh_mapping(sh_px: np.ndarray, gt_px: np.ndarray, ridge: float = 1e-3) ->
         w = np.linalg.solve(gram, rel_sh.T @ rel_gt)
         weights[j, others] = w
         weights[j, SH_HIP] = 1.0 - w.sum()
-    return weights
-
-
-def direct_sh_mapping() -> np.ndarray:
-    """The hand-made alternative: shared joints copied, spine = mid(hip, thorax),
-    thorax = SH thorax, neck/nose = SH upper neck, head = SH head top."""
-    weights = np.zeros((NUM_JOINTS, 16))
-    for h36m, sh in SH_DIRECT.items():
-        weights[h36m, sh] = 1.0
-    weights[7, [6, 7]] = 0.5
-    weights[8, 7] = weights[9, 8] = weights[10, 9] = 1.0
     return weights
 
 
@@ -284,12 +271,8 @@ def load_user_sequences(path: str | Path) -> list[Sequence]:
 
 # --------------------------------------------------------------------------- clips
 def flip_clip(keypoints_2d: np.ndarray, joints_3d: np.ndarray | None):
-    """Mirror a clip left-right in model units: x -> -x and left/right joints swapped."""
-    perm = list(FLIP_PERMUTATION)
-    kp = keypoints_2d[..., perm, :] * np.array([-1, 1], dtype=keypoints_2d.dtype)
-    if joints_3d is None:
-        return kp, None
-    return kp, joints_3d[..., perm, :] * np.array([-1, 1, 1], dtype=joints_3d.dtype)
+    """Mirror a clip left-right in model units (skeleton.flip_horizontal about x = 0)."""
+    return flip_horizontal(keypoints_2d), None if joints_3d is None else flip_horizontal(joints_3d)
 
 
 class ClipSampler:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -51,14 +52,11 @@ def atomic_output(path: str | Path, suffix: str | None = None):
     path = Path(path)
     folder = _output_folder(path)
     try:  # making the temporary file is the writability test
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=folder)
+        tmp = _new_file(folder, prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp")
     except OSError as exc:
         raise _not_writable(folder, exc) from None
-    os.close(fd)
-    tmp = Path(tmp)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual mode
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -66,10 +64,18 @@ def atomic_output(path: str | Path, suffix: str | None = None):
         tmp.unlink(missing_ok=True)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _new_file(folder: Path, prefix: str, suffix: str) -> Path:
+    """A new empty file with a random name, made as open() makes files (mode 0666 less the
+    umask, which the kernel applies), unlike mkstemp's 0600: outputs get the usual mode
+    without reading the process-wide umask, which is not thread-safe."""
+    for _ in range(100):
+        candidate = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"no free temporary name in {folder}")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .skeleton import FLIP_PERMUTATION
-
-_FLIP_PERM = list(FLIP_PERMUTATION)
+from .skeleton import flip_horizontal
 
 
 def plan_windows(num_frames: int, clip_frames: int, overlap: int) -> list[int]:
@@ -65,10 +63,8 @@ def predict_windows(model: torch.nn.Module, windows: np.ndarray, flip: bool, bat
     for b in range(0, len(windows), batch_size):
         x = torch.as_tensor(windows[b : b + batch_size], dtype=torch.float32, device=device)
         if flip:
-            mirrored = x[:, :, _FLIP_PERM] * x.new_tensor([-1.0, 1.0])
-            both = model(torch.cat([x, mirrored]))
-            pred, pred_m = both.chunk(2)
-            pred = 0.5 * (pred + pred_m[:, :, _FLIP_PERM] * pred.new_tensor([-1.0, 1.0, 1.0]))
+            pred, pred_m = model(torch.cat([x, flip_horizontal(x)])).chunk(2)
+            pred = 0.5 * (pred + flip_horizontal(pred_m))
         else:
             pred = model(x)
         out.append(pred.float().cpu().numpy())

@@ -13,6 +13,7 @@ All functions take (N, 17, 3) joints in metres, root-relative, camera axes (pose
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from .skeleton import ANKLE_HEIGHT_M, BONES, JOINT_NAMES, bone_lengths
 
@@ -22,18 +23,14 @@ SMOOTH_SECONDS = 0.03  # Gaussian sigma: light, well below the duration of a hum
 
 
 def smooth(joints: np.ndarray, fps: float, sigma_seconds: float = SMOOTH_SECONDS) -> np.ndarray:
-    """Zero-phase Gaussian smoothing over time (edges reflected)."""
+    """Zero-phase Gaussian smoothing over time (taps to 3 sigma; edges reflected, or repeated
+    when the track is shorter than the taps)."""
     sigma = sigma_seconds * fps
     if sigma < 0.3 or len(joints) < 3:
         return joints.copy()
     radius = int(np.ceil(3 * sigma))
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps /= taps.sum()
-    padded = np.pad(joints, ((radius, radius), (0, 0), (0, 0)), mode="reflect" if len(joints) > radius else "edge")
-    out = np.zeros_like(joints, dtype=float)
-    for k, w in enumerate(taps):
-        out += w * padded[k : k + len(joints)]
-    return out
+    return gaussian_filter1d(joints.astype(float), sigma, axis=0, radius=radius,
+                             mode="mirror" if len(joints) > radius else "nearest")
 
 
 def enforce_bone_lengths(joints: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:

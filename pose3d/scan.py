@@ -56,8 +56,15 @@ def _fused_library() -> ctypes.CDLL | None:
         log.info("fused CPU scan kernel not built; the torch scan will be used on CPU")
         return None
     lib = ctypes.CDLL(spec.origin)
-    if lib.pose3d_scan_abi_version() != _KERNEL_ABI:
-        log.warning("stale fused scan kernel at %s (rebuild with pip install); ignoring it", spec.origin)
+    try:
+        lib.pose3d_scan_args_size.restype = ctypes.c_size_t
+        abi, size = lib.pose3d_scan_abi_version(), lib.pose3d_scan_args_size()
+    except AttributeError:  # built before the struct's size was exported
+        abi, size = None, None
+    if abi != _KERNEL_ABI or size != ctypes.sizeof(_ScanArgs):
+        log.warning("stale fused scan kernel at %s (ScanArgs of %s bytes, version %s; pose3d's mirror: %d bytes, "
+                    "version %d); ignoring it, rebuild with pip install", spec.origin, size, abi,
+                    ctypes.sizeof(_ScanArgs), _KERNEL_ABI)
         return None
     for variant in ("f32v", "f32", "f64"):
         for direction in ("forward", "backward"):

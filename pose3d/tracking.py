@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from .tracks import Track2D
 
@@ -75,7 +76,8 @@ class _OpenTrack:
 
 
 class Tracker:
-    """Greedy IoU association of detections to tracks, frame by frame.
+    """IoU association of detections to tracks, frame by frame (the pairing with the largest
+    total overlap, scipy's linear_sum_assignment).
 
     ``max_missed``: frames a track may go undetected and still be continued.
     """
@@ -95,18 +97,19 @@ class Tracker:
 
     def update(self, frame: int, detections: list[Detection], claimed: dict[int, Detection] | None = None) -> None:
         """``claimed``: detections already known to belong to a track (refined in its box);
-        the rest are matched greedily by IoU with predicted boxes or start new tracks."""
+        the rest are paired with the other tracks' predicted boxes by IoU or start new tracks."""
         claimed = dict(claimed or {})
         free = [t for t in self.open if t.id not in claimed]
-        pairs = sorted(((box_iou(t.predicted_box(frame), d.box), ti, di)
-                        for ti, t in enumerate(free) for di, d in enumerate(detections)), reverse=True)
-        used_t, used_d = set(), set()
-        for iou, ti, di in pairs:
-            if iou < MATCH_IOU or ti in used_t or di in used_d:
-                continue
-            used_t.add(ti)
-            used_d.add(di)
-            claimed[free[ti].id] = detections[di]
+        iou = np.array([[box_iou(t.predicted_box(frame), d.box) for d in detections] for t in free]).reshape(
+            len(free), len(detections))
+        # the pairing with the largest total overlap (pairs below MATCH_IOU count as none), so
+        # that one good pair cannot take a detection two people need
+        iou[iou < MATCH_IOU] = 0.0
+        used_d = set()
+        for ti, di in zip(*linear_sum_assignment(iou, maximize=True)):
+            if iou[ti, di] > 0:
+                used_d.add(di)
+                claimed[free[ti].id] = detections[di]
         by_id = {t.id: t for t in self.open}
         for track_id, det in claimed.items():
             by_id[track_id].add(frame, det)
@@ -231,12 +234,17 @@ def split_and_fill(frames: np.ndarray, keypoints: np.ndarray, scores: np.ndarray
     for idx in np.split(np.arange(len(frames)), breaks):
         f = frames[idx]
         full = np.arange(f[0], f[-1] + 1)
-        kp = np.empty((len(full),) + keypoints.shape[1:])
-        for j in range(keypoints.shape[1]):
-            for c in range(2):
-                kp[:, j, c] = np.interp(full, f, keypoints[idx, j, c])
-        sc = np.zeros((len(full), scores.shape[1]))
         observed = np.isin(full, f)
+        kp = np.empty((len(full),) + keypoints.shape[1:])
+        kp[observed] = keypoints[idx]
+        missing = full[~observed]
+        if len(missing):  # each between the observed frames before and after it
+            after = np.searchsorted(f, missing)
+            known = keypoints[idx].astype(float)
+            before_kp, after_kp = known[after - 1], known[after]
+            slope = (after_kp - before_kp) / (f[after] - f[after - 1])[:, None, None]
+            kp[~observed] = slope * (missing - f[after - 1])[:, None, None] + before_kp
+        sc = np.zeros((len(full), scores.shape[1]))
         sc[observed] = scores[idx]
         yield full, kp, sc, ~observed
 

@@ -11,6 +11,7 @@ import logging
 import math
 import queue
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -30,10 +31,15 @@ MAX_PLAUSIBLE_FPS = 1000.0
 
 class FrameSource:
     """Iterable over (index, RGB frame); ``info`` holds size, fps and frame count (the count
-    is the container's estimate until the frames have been read, then the true one)."""
+    is the container's estimate until the frames have been read, then the true one: a new
+    VideoInfo, so that one handed out before keeps what it said)."""
 
     def __init__(self, info: VideoInfo):
-        self.info = info
+        self._info = info
+
+    @property
+    def info(self) -> VideoInfo:
+        return self._info
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         raise NotImplementedError
@@ -42,16 +48,16 @@ class FrameSource:
 class _VideoFile(FrameSource):
     def __init__(self, path: Path, fps: float | None):
         capture = cv2.VideoCapture(str(path))
-        if not capture.isOpened():
-            raise InputError(f"{path}: cannot decode this file as video")
-        ok, first = capture.read()
-        capture.release()
+        try:
+            if not capture.isOpened():
+                raise InputError(f"{path}: cannot decode this file as video")
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            container_fps = capture.get(cv2.CAP_PROP_FPS)
+            ok, first = capture.read()
+        finally:
+            capture.release()
         if not ok or first is None:
             raise InputError(f"{path}: no decodable frames (damaged or not a video)")
-        capture = cv2.VideoCapture(str(path))
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        container_fps = capture.get(cv2.CAP_PROP_FPS)
-        capture.release()
         source = "user" if fps else "container"
         if not fps:
             fps = container_fps
@@ -102,7 +108,7 @@ class _VideoFile(FrameSource):
         if read < 0.8 * self.info.num_frames:  # container counts are estimates; warn on big losses only
             log.warning("%s: decoding stopped after %d of %d frames (truncated or damaged file)",
                         self.path, read, self.info.num_frames)
-        self.info.num_frames = read
+        self._info = replace(self._info, num_frames=read)
 
 
 class _ImageFiles(FrameSource):

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .errors import DependencyError, InputError
+from .io_utils import atomic_output
 from .model import PoseMamba, PoseMambaConfig
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,8 @@ def save_weights(path: str | Path, model: PoseMamba, meta: dict) -> None:
     payload = {"format": FORMAT, "version": VERSION, "config": asdict(model.config),
                "state_dict": {k: v.detach().float().cpu() for k, v in model.state_dict().items()},
                "meta": meta}
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_weights(path: str | Path | None = None, *, device: torch.device | str = "cpu",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -71,13 +72,24 @@ def write_video(path: Path, frames: int = 10, size: tuple[int, int] = (64, 48), 
     return path
 
 
-class FakeBackend:
+class BackendStub:
+    """The parts of a 2D backend (pose3d.keypoints.KeypointBackend) that test backends share."""
+
+    name = "test"
+    settings: dict = {}
+    detect_every = 1
+    quiet = staticmethod(contextlib.nullcontext)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeBackend(BackendStub):
     """A 2D backend for tests: 'finds' one walking person in every frame (no detector).
 
     ``delay``: seconds per frame, to make runs long enough to interrupt."""
 
     name = "fake"
-    settings: dict = {}
 
     def __init__(self, delay: float = 0.0, **_):
         self.delay = delay

@@ -166,6 +166,84 @@ def test_forward_kinematics_reproduces_input(tmp_path, up, units):
     assert _max_error_mm(cam - cam[:, :1], joints) < 1.0
 
 
+def _parse_bvh_independently(text: str):
+    """(names, parents, offsets (J, 3), channels per joint, motion (N, C)) read from BVH text
+    without pose3d.bvh."""
+    tokens = text.split()
+    names, parents, offsets, channels, stack = [], [], [], [], []
+    pos = tokens.index("HIERARCHY") + 1
+    while tokens[pos] != "MOTION":
+        word = tokens[pos]
+        if word in ("ROOT", "JOINT"):
+            names.append(tokens[pos + 1])
+            parents.append(stack[-1] if stack else -1)
+            pos += 2
+        elif word == "End":  # End Site { OFFSET x y z }: no joint, no channels
+            pos += 8
+        elif word == "{":
+            stack.append(len(names) - 1)
+            pos += 1
+        elif word == "}":
+            stack.pop()
+            pos += 1
+        elif word == "OFFSET":
+            offsets.append([float(v) for v in tokens[pos + 1 : pos + 4]])
+            pos += 4
+        elif word == "CHANNELS":
+            count = int(tokens[pos + 1])
+            channels.append(tokens[pos + 2 : pos + 2 + count])
+            pos += 2 + count
+        else:
+            raise AssertionError(f"unexpected BVH token {word!r}")
+    frames = int(tokens[pos + 2])
+    motion = np.array(tokens[pos + 6 :], float).reshape(frames, -1)
+    return names, parents, np.array(offsets), channels, motion
+
+
+@pytest.mark.parametrize("up, units", [("y", "m"), ("z", "cm")])
+def test_euler_angles_in_the_file_give_the_joints_by_scipy(tmp_path, up, units):
+    """An independent reading of the file: the BVH convention (a joint's channels are
+    intrinsic rotations in the listed order, its offset is in its parent's rotated frame, the
+    root's position channels place it) with scipy's Rotation.from_euler, none of pose3d.bvh's
+    parsing or forward kinematics. It must give the input joints in the file's world axes."""
+    from scipy.spatial.transform import Rotation
+
+    joints = moving_skeleton(frames=60)
+    root = np.stack([np.linspace(-0.5, 0.5, 60), np.full(60, -0.9), np.linspace(4.0, 3.0, 60)], axis=1)
+    path = tmp_path / "out.bvh"
+    write_bvh(path, joints, FPS, root_m=root, up=up, units=units)
+    names, parents, offsets, channels, motion = _parse_bvh_independently(path.read_text())
+
+    frames = len(motion)
+    world = np.zeros((frames, len(names), 3))
+    rotation = [None] * len(names)
+    column = 0
+    for j, chans in enumerate(channels):
+        values = motion[:, column : column + len(chans)]
+        column += len(chans)
+        rot_names = [c for c in chans if c.endswith("rotation")]
+        angles = values[:, [chans.index(c) for c in rot_names]]
+        local = Rotation.from_euler("".join(c[0] for c in rot_names), angles, degrees=True)  # upper case: intrinsic
+        if parents[j] < 0:
+            position = values[:, [chans.index(f"{a}position") for a in "XYZ"]]
+            world[:, j] = offsets[j] + position
+            rotation[j] = local
+        else:
+            world[:, j] = world[:, parents[j]] + rotation[parents[j]].apply(offsets[j])
+            rotation[j] = rotation[parents[j]] * local
+
+    cam = joints + root[:, None]
+    scale = 100.0 if units == "cm" else 1.0
+    # camera axes (x right, y down, z away) -> the file's world: Y up, or Z up
+    expected = np.stack([cam[..., 0], -cam[..., 1], -cam[..., 2]] if up == "y" else
+                        [cam[..., 0], cam[..., 2], -cam[..., 1]], axis=-1) * scale
+    found = world[:, [names.index(n) for n in JOINT_NAMES]]
+    assert 1000 * np.linalg.norm(found - expected, axis=-1).max() / scale < 1.0
+    # the helper joints sit on the joint they are named after (zero offset)
+    for helper, on in (("lower_back", "hip"), ("neck_base", "thorax"), ("left_collar", "thorax")):
+        np.testing.assert_allclose(world[:, names.index(helper)], world[:, names.index(on)], atol=1e-9)
+
+
 def test_lopsided_pelvis_is_kept(tmp_path):
     """A rigid pelvis off the hip line goes into the rest pose (exact while the spine keeps its
     angle to the pelvis; Human3.6M's pelvis is midway between the hips)."""

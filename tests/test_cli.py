@@ -168,6 +168,13 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
         main(["lift", str(tmp_path / "missing.mp4"), "--debug"])
 
 
+def test_usage_errors_show_the_usage_and_exit_2(capsys):
+    for args, message in ((["lift", "--no-such-option"], "No such option"), (["no-such-command"], "No such command"),
+                          (["eval", "--input-2d", "xy"], "Invalid value")):
+        code, err = run(args, capsys)
+        assert code == 2 and message in err and "Usage:" in err and "internal error" not in err, (args, err)
+
+
 # --------------------------------------------------------------------------- batch
 def _video_tree(root: Path, good: int, broken: int = 0, frames: int = 12) -> None:
     (root / "sub").mkdir(parents=True, exist_ok=True)
@@ -193,6 +200,7 @@ def test_batch_resumes_and_reports_failures(tmp_path, capsys, monkeypatch, weigh
     assert code == 0 and "3 done, 0 skipped" in err
 
 
+@pytest.mark.slow
 def test_batch_with_workers_isolates_failures(tmp_path, capsys, weights):
     _video_tree(tmp_path / "in", good=2, broken=1, frames=4)  # noise: mediapipe finds no one
     code, err = run(["lift", tmp_path / "in", "-o", tmp_path / "out", "--workers", "2", "--weights", weights], capsys)
@@ -204,6 +212,7 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # then Python installs its KeyboardInterrupt handler
 
 
+@pytest.mark.slow
 def test_batch_ctrl_c_keeps_finished_files_and_resumes(tmp_path, weights):
     _video_tree(tmp_path / "in", good=4, frames=20)
     script = ("import sys; sys.path.insert(0, sys.argv[1]); from helpers import use_fake_backend; "

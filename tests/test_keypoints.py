@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import FakeBackend, BackendStub
 
 from pose3d.keypoints.convert import BLAZEPOSE_33, COCO_17, HEAD_ABOVE_EARS, THORAX_TOWARDS_EARS, to_h36m17
 from pose3d.skeleton import JOINT_NAMES
@@ -62,6 +63,19 @@ def test_tracker_keeps_ids_fills_gaps_and_picks_the_main_person():
     assert small.interpolated.sum() == 3 and small.scores[small.interpolated].max() == 0
     np.testing.assert_allclose(small.keypoints[3, 0, 0], 397)  # linear fill
     assert main_track(tracks).id == tracks[0].id
+
+
+def test_tracker_pairs_detections_by_the_best_total_overlap():
+    """Two people side by side step left together: the right one's new box overlaps the left
+    one's old box the most, so taking the best pair first would give the left one's id to
+    the right one and the left one a new id; the best pairing overall keeps both ids."""
+    tracker = Tracker(max_missed=5)
+    tracker.update(0, [_person(0, 50), _person(22, 50)])
+    tracker.update(1, [_person(-12, 50), _person(10, 50)])
+    assert len(tracker.open) == 2
+    for track in tracker.open:
+        assert track.frames == [0, 1]
+        np.testing.assert_allclose(track.detections[1].box - track.detections[0].box, [-12, 0, -12, 0])
 
 
 def _split_person_tracks(max_gap=3):
@@ -128,11 +142,10 @@ def test_a_walker_lost_for_a_few_frames_is_found_again_where_her_walk_leads():
     assert not same_person(before, stands, max_gap=5)
 
 
-class _CountingFinder:
+class _CountingFinder(BackendStub):
     """Finds nobody and counts the frames it was asked about."""
 
     name = "count"
-    settings: dict = {}
     detect_every = 10
 
     def __init__(self):
@@ -160,13 +173,12 @@ def test_the_person_finder_runs_at_least_once_per_max_gap(tmp_path):
     assert finder.calls == 8
 
 
-class _FollowingBackend:
+class _FollowingBackend(BackendStub):
     """Two people; the whole-frame detector sees the walker only in frame 0 (then she turns
     her back), the landmark model finds whoever is in a crop: the walker, or the person
     standing in front of her once she walks behind them (frames 20-29)."""
 
     name = "follow"
-    settings: dict = {}
 
     def __init__(self):
         self.frame = 0  # pose3d looks in the crops first, then runs the detectors, every frame
@@ -208,6 +220,19 @@ def test_people_are_followed_in_their_own_crop_and_not_given_someone_else(tmp_pa
     # ends where she disappears instead of jumping onto the person in front
     assert np.abs(np.diff(walker.keypoints[:, 0, 0])).max() <= 5 + 1e-9
     assert len(stander) == 40 and np.ptp(stander.keypoints[:, 0, 0]) == 0
+
+
+def test_backends_declare_what_the_track_extraction_asks_of_them():
+    from pose3d.keypoints import KeypointBackend, VideoTracker, create_backend
+    from pose3d.keypoints.mmpose_backend import MMPoseBackend
+
+    mediapipe = create_backend("mediapipe")
+    assert isinstance(mediapipe, KeypointBackend) and isinstance(mediapipe, VideoTracker)
+    mediapipe.close()
+    # mmpose detects every frame afresh: no whole-frame tracker, so no single-person pass
+    assert all(callable(getattr(MMPoseBackend, m)) for m in ("find_people", "refine", "quiet", "close"))
+    assert not any(hasattr(MMPoseBackend, m) for m in ("start", "track"))
+    assert isinstance(FakeBackend(), KeypointBackend) and not isinstance(FakeBackend(), VideoTracker)
 
 
 @pytest.mark.shared

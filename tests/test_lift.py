@@ -67,6 +67,25 @@ def test_postprocess_keeps_smooth_motion_and_fixes_bones():
     assert height.min() > 0.8  # pelvis above the floor by about a leg length
 
 
+def test_smoothing_is_a_normalised_gaussian_to_three_sigma_with_mirrored_edges():
+    fps, sigma = 100, postprocess.SMOOTH_SECONDS * 100  # 3 frames: taps -9 ... 9
+    impulse = np.zeros((41, 17, 3))
+    impulse[20] = 1.0
+    taps = np.exp(-0.5 * (np.arange(-9, 10) / sigma) ** 2)
+    expected = np.zeros(41)
+    expected[11:30] = taps / taps.sum()
+    np.testing.assert_allclose(postprocess.smooth(impulse, fps)[:, 4, 1], expected, atol=1e-12)
+    # at the first frame the track is mirrored about it (frame -k is frame k)
+    edge = np.zeros((41, 17, 3))
+    edge[2] = 1.0
+    mirrored = taps[9 - 2] + taps[9 + 2]  # frame 2 and its mirror image, frame -2
+    assert postprocess.smooth(edge, fps)[0, 0, 0] == pytest.approx(mirrored / taps.sum())
+    # a track shorter than the taps repeats its end frames instead
+    short = np.arange(5.0)[:, None, None] * np.ones((1, 17, 3))
+    assert postprocess.smooth(short, fps)[0, 0, 0] < postprocess.smooth(short, fps)[-1, 0, 0]
+    np.testing.assert_allclose(postprocess.smooth(np.ones((5, 17, 3)), fps), 1.0)
+
+
 def test_keypoint_file_gaps_become_interpolated_frames(tmp_path, lifter):
     path = keypoint_file(tmp_path / "walk.npz", frames=40)
     data = dict(np.load(path))

@@ -16,7 +16,7 @@ def test_parameter_count_matches_public_code(preset):
     assert abs(count - PUBLISHED_PARAMETERS[preset]) <= 0.03 * PUBLISHED_PARAMETERS[preset]
 
 
-@pytest.mark.parametrize("preset", ["XS", "S", "B", "L"])
+@pytest.mark.parametrize("preset", ["XS"] + [pytest.param(p, marks=pytest.mark.slow) for p in ("S", "B", "L")])
 def test_random_input_gives_finite_output_at_243_frames(preset):
     model = build_model(preset).eval()
     with torch.inference_mode():
@@ -39,6 +39,7 @@ def tiny_layer():
     return SpatioTemporalSSM(config).double()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch"] + (["fused"] if scan._fused_library() else []))
 def test_layer_gradients_match_finite_differences(backend):
     """gradcheck covers every path, the local reordering u[..., idx, :] included."""
@@ -61,6 +62,7 @@ def test_gradient_reaches_joints_only_through_the_local_path():
     assert not torch.allclose(grads[True][:, :, 0], grads[False][:, :, 0])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not scan._fused_library(), reason="fused kernel not built")
 def test_fused_and_torch_backends_agree_on_the_whole_model():
     model = build_model("S", depth=2).eval()
@@ -88,6 +90,7 @@ def test_training_works_after_inference_at_the_same_clip_length():
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+@pytest.mark.slow
 def test_widened_model_computes_the_same_function_and_its_copies_can_separate():
     torch.manual_seed(0)
     model = build_model("S", dim=16, depth=2, max_frames=9, drop_path=0.0).eval()

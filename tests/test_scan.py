@@ -56,7 +56,7 @@ BACKENDS = ["torch"] + (["fused"] if fused_available else [])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("d", [32, 24, 5])  # vector path (multiple of 8) and scalar path
+@pytest.mark.parametrize("d", [pytest.param(32, marks=pytest.mark.slow), 24, 5])  # vector path (multiple of 8) and scalar path
 def test_backend_matches_sequential_reference_float64(backend, d):
     inputs, order = random_inputs(batch=2, L=150, K=4, d=d, n=16, dtype=torch.float64)
     upstream = torch.randn(2, 150, 4, d, dtype=torch.float64)
@@ -68,6 +68,7 @@ def test_backend_matches_sequential_reference_float64(backend, d):
 
 
 @pytest.mark.skipif(not fused_available, reason="fused kernel not built")
+@pytest.mark.slow
 def test_fused_float32_matches_torch_float32():
     inputs, order = random_inputs(batch=3, L=300, K=4, d=48, n=16, dtype=torch.float32)
     upstream = torch.randn(3, 300, 4, 48)
@@ -106,6 +107,29 @@ def test_unknown_or_unusable_backend_is_a_clear_error():
     with pytest.raises(ValueError, match="mamba-ssm"):
         scan.resolve_backend("mamba-ssm", "cpu")
     assert scan.resolve_backend("auto", "cpu") == ("fused" if fused_available else "torch")
+
+
+@pytest.mark.skipif(not fused_available, reason="fused kernel not built")
+def test_kernel_whose_struct_differs_from_the_ctypes_mirror_is_refused(monkeypatch, caplog):
+    """The C kernel exports sizeof(ScanArgs); a build whose struct differs from scan.py's
+    ctypes mirror (here: the mirror has a field more) is ignored with a warning."""
+    import ctypes
+
+    assert scan._fused_library().pose3d_scan_args_size() == ctypes.sizeof(scan._ScanArgs)
+
+    class Grown(ctypes.Structure):
+        _fields_ = list(scan._ScanArgs._fields_) + [("extra", ctypes.c_int64)]
+
+    monkeypatch.setattr(scan, "_ScanArgs", Grown)
+    scan._fused_library.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="pose3d.scan"):
+            assert scan._fused_library() is None
+        assert "stale fused scan kernel" in caplog.text and f"{ctypes.sizeof(Grown)} bytes" in caplog.text
+    finally:
+        monkeypatch.undo()
+        scan._fused_library.cache_clear()
+    assert scan._fused_library() is not None
 
 
 @pytest.mark.skipif(not cuda_mamba, reason="needs CUDA and an importable mamba-ssm")

@@ -118,3 +118,46 @@ def test_lifting_flip_averaging_uses_the_same_flip():
     averaged = lifting.predict_windows(model, windows, flip=True, batch_size=2)
     assert np.abs(plain[..., 2]).min() > 1e-3
     np.testing.assert_allclose(averaged, plain, atol=1e-5)
+
+
+def test_the_skeleton_object_derives_the_package_constants():
+    from pose3d.skeleton import BONES, H36M_17
+
+    assert H36M_17.names == JOINT_NAMES and H36M_17.parents == PARENTS and len(H36M_17) == NUM_JOINTS
+    assert H36M_17.bones == BONES == tuple(zip(H36M_17.bone_parents, H36M_17.bone_children))
+    assert H36M_17.left == LEFT_JOINTS == (4, 5, 6, 11, 12, 13)
+    assert H36M_17.right == RIGHT_JOINTS == (1, 2, 3, 14, 15, 16)
+    assert H36M_17.flip_permutation == FLIP_PERMUTATION == (0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13)
+    assert [H36M_17.bone_side(b) for b in BONES] == [side(c) for _, c in BONES]
+    pose = np.random.default_rng(3).normal(size=(2, NUM_JOINTS, 3))
+    vectors = H36M_17.bone_vectors(pose)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=-1), bone_lengths(pose))
+    np.testing.assert_allclose(H36M_17.bone_vectors(torch.as_tensor(pose)).numpy(), vectors)
+
+
+def test_any_named_tree_is_a_skeleton_with_its_own_mirror_image():
+    """The BVH export's tree (pose3d's joints plus helper joints such as the collars)."""
+    from pose3d.bvh import BVH_JOINT_NAMES, BVH_PARENTS
+    from pose3d.skeleton import Skeleton
+
+    bvh = Skeleton(BVH_JOINT_NAMES, BVH_PARENTS)
+    assert len(bvh.bones) == len(BVH_JOINT_NAMES) - 1
+    for j, partner in enumerate(bvh.flip_permutation):
+        assert bvh.names[partner] == mirror_name(bvh.names[j])
+        if j:
+            assert bvh.parents[partner] == bvh.flip_permutation[bvh.parents[j]]
+    assert bvh.side(bvh.index("left_collar")) == "left" and bvh.side(bvh.index("neck_base")) == "centre"
+
+
+@pytest.mark.parametrize("names, parents, message", [
+    (("root", "a"), (-1,), "one parent per joint"),
+    (("root", "root"), (-1, 0), "unique"),
+    (("root", "a", "b"), (-1, 2, 0), "before its child"),
+    (("root", "a"), (-1, -1), "only root"),
+    (("root", "left_arm"), (-1, 0), "left_arm"),
+])
+def test_a_malformed_skeleton_is_refused(names, parents, message):
+    from pose3d.skeleton import Skeleton
+
+    with pytest.raises(ValueError, match=message):
+        Skeleton(names, parents)

@@ -203,8 +203,10 @@ ALWAYS_INLINE double sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
 #define VSIGMOID sigmoid_f64
 #include "scan_impl.h"
 
-/* pose3d/scan.py refuses a build whose ScanArgs layout differs from the one it expects. */
+/* pose3d/scan.py refuses a build whose ScanArgs differs from its ctypes mirror: in size (a
+ * field added, removed or retyped) or in meaning (the version, bumped by hand). */
 int pose3d_scan_abi_version(void) { return 3; }
+size_t pose3d_scan_args_size(void) { return sizeof(ScanArgs); }
 
 /* A module object so that setuptools can build and locate this file as an extension;
  * its functions are reached through ctypes. */

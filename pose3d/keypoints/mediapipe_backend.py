@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DependencyError
+from ..io_utils import atomic_output
 from ..tracking import Detection, box_iou
 from .convert import BLAZEPOSE_33, BLAZEPOSE_HIP_TOWARDS_THORAX, to_h36m17
 
@@ -109,12 +110,9 @@ def task_bundle() -> str:
     bundle = cache / f"pose_landmarker_full_mediapipe-{mp.__version__}.task"
     if not bundle.is_file():
         modules = Path(mp.__file__).parent / "modules"
-        fd, tmp = tempfile.mkstemp(dir=cache, suffix=".task")
-        os.close(fd)
-        with zipfile.ZipFile(tmp, "w") as z:
+        with atomic_output(bundle) as tmp, zipfile.ZipFile(tmp, "w") as z:
             z.writestr("pose_detector.tflite", with_metadata(modules / "pose_detection" / "pose_detection.tflite", *DETECTOR_MEAN_STD))
             z.writestr("pose_landmarks_detector.tflite", with_metadata(modules / "pose_landmark" / "pose_landmark_full.tflite", *LANDMARKS_MEAN_STD))
-        os.replace(tmp, bundle)
     return str(bundle)
 
 

@@ -9,6 +9,7 @@ first time (cached by torch.hub afterwards, so later runs work offline).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 
@@ -34,6 +35,7 @@ def status() -> str:
 class MMPoseBackend:
     name = "mmpose"
     detect_every = 1  # the detector is cheap next to BlazePose-on-tiles: run it every frame
+    quiet = staticmethod(contextlib.nullcontext)  # its logs go through Python's logging
 
     def __init__(self, pose2d: str | None = None, pose2d_weights: str | None = None,
                  det_model: str | None = None, det_weights: str | None = None,
