@@ -34,6 +34,7 @@ class PoseMambaConfig:
     drop_path: float = 0.2     # rises linearly from 0 over the block pairs
     local_scan: bool = True    # add u[..., LOCAL_SCAN_ORDER, :] to the frame-major scans
     pose_embed: bool = False   # also embed each joint from its whole frame's pose (body_features)
+    pose_embed_hidden: int = 0  # > 0: that pose embedding is an MLP with this hidden width
 
     @property
     def d_inner(self) -> int:
@@ -180,7 +181,7 @@ class PoseMamba(nn.Module):
         dim = config.dim
         self.joint_embed = nn.Linear(2, dim)
         # a joint's embedding from the whole frame's pose: what a single-frame lifter sees at once
-        self.pose_embed = nn.Linear(2 * config.num_joints + 3, config.num_joints * dim) if config.pose_embed else None
+        self.pose_embed = _pose_embedding(config) if config.pose_embed else None
         self.spatial_pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, config.num_joints, dim), std=0.02))
         self.temporal_pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, config.max_frames, dim), std=0.02))
         rates = torch.linspace(0, config.drop_path, config.depth).tolist()
@@ -214,6 +215,15 @@ class PoseMamba(nn.Module):
                 x = x + self.temporal_pos[:, :T, None, :]
             x = self.temporal_norm(temporal(x))
         return self.head(x)
+
+
+def _pose_embedding(config: PoseMambaConfig) -> nn.Module:
+    """body_features (2 J + 3) -> J * dim: one linear map, or an MLP with ``pose_embed_hidden`` units."""
+    features, out = 2 * config.num_joints + 3, config.num_joints * config.dim
+    if not config.pose_embed_hidden:
+        return nn.Linear(features, out)
+    return nn.Sequential(nn.Linear(features, config.pose_embed_hidden), nn.GELU(),
+                         nn.Linear(config.pose_embed_hidden, out))
 
 
 def _init_linear(module: nn.Module) -> None:

@@ -146,5 +146,7 @@ def test_pose_embedding_is_one_linear_map_from_the_frame_to_every_joint_and_it_t
     assert count_parameters(model) - count_parameters(plain) == (2 * 17 + 3 + 1) * 17 * dim
     model(torch.randn(2, 9, 17, 2) * 0.2).square().sum().backward()
     assert model.pose_embed.weight.grad.abs().sum() > 0
+    deep = build_model("XS", depth=1, max_frames=9, pose_embed=True, pose_embed_hidden=32)  # an MLP instead
+    assert count_parameters(deep) - count_parameters(plain) == (2 * 17 + 3 + 1) * 32 + (32 + 1) * 17 * dim
     with pytest.raises(ValueError, match="cannot be widened"):
         widened(model)
