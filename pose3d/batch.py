@@ -9,10 +9,14 @@
 * ``workers`` processes each load the models once and take videos one at a time; the parent
   alone writes the manifest. Ctrl-C stops the workers (their temporary files are removed),
   keeps what finished, and the next run resumes.
+* ``executor="ray"`` runs the same jobs as Ray tasks, on this machine or a cluster
+  (pose3d.batch_ray, the optional extra ``pose3d[ray]``); planning, manifest and outcomes
+  are the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -150,8 +154,12 @@ def _run_indexed(item: tuple[int, BatchJob]) -> tuple[int, JobOutcome]:
 
 
 def run_batch(jobs: list[BatchJob], out_dir: Path, *, weights, device: str, scan: str, settings: LiftSettings,
-              workers: int = 1, on_outcome=None) -> list[JobOutcome]:
+              workers: int = 1, on_outcome=None, executor: str = "local", ray_options=None) -> list[JobOutcome]:
     """Run the jobs; ``on_outcome(outcome)`` is called as each finishes (progress, status).
+
+    ``executor``: "local" (``workers`` processes on this machine) or "ray" (one Ray task per
+    video, placed by ``ray_options``, a pose3d.batch_ray.RayOptions; ``workers`` is unused:
+    the free CPUs and GPUs decide how many videos run at once).
 
     KeyboardInterrupt propagates after the workers are stopped; finished outputs are kept,
     and those already recorded in the manifest are skipped by the next run (one written in
@@ -165,7 +173,18 @@ def run_batch(jobs: list[BatchJob], out_dir: Path, *, weights, device: str, scan
         if on_outcome:
             on_outcome(outcome)
 
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor must be 'local' or 'ray', not {executor!r}")
     if not jobs:
+        return outcomes
+    if executor == "ray":
+        from .batch_ray import RayOptions, run_on_ray
+
+        # closing: an exception here (Ctrl-C while recording) cancels the remaining tasks at once
+        with contextlib.closing(run_on_ray(jobs, weights=weights, device=device, scan=scan, settings=settings,
+                                           options=ray_options or RayOptions())) as results:
+            for job, outcome in results:
+                finished(job, outcome)
         return outcomes
     if workers <= 1:
         _init_worker(weights, device, scan, settings, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 
 from .errors import OutputError
@@ -64,6 +65,18 @@ def atomic_output(path: str | Path, suffix: str | None = None):
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_temporaries(path: str | Path) -> int:
+    """Remove what :func:`atomic_output` left beside ``path`` when its process was killed
+    (SIGKILL, lost node) before it could clean up; only for a ``path`` no one is writing.
+    Returns how many files went."""
+    path = Path(path)
+    # atomic_output's names: ".NAME." + mkstemp's 8 random characters + the suffix
+    stale = list(path.parent.glob(f".{glob_escape(path.name)}.{'?' * 8}{glob_escape(path.suffix or '.tmp')}"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return len(stale)
 
 
 def _umask() -> int:
