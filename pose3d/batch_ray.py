@@ -14,8 +14,9 @@ exit codes.
   times; what the dead worker left half-written (atomic_output's hidden temporaries) is
   removed once the video's task has ended. A video that fails (unreadable, no person) fails
   once: its error is its outcome, not a retry.
-* Ctrl-C stops the queued and running tasks (see :func:`_stop`), removes their temporary
-  files, and propagates; finished videos are kept and recorded.
+* Ctrl-C (any exception) stops the queued and running tasks when this module connected to
+  Ray (the CLI always does), removes their temporary files and propagates; finished videos
+  are kept and recorded. With the caller's own Ray instance, see :func:`_stop`.
 * Paths travel as absolute paths: inputs, outputs and ``weights`` must be on storage that
   every node sees at the same path. A worker that cannot read an input or write an output
   says so, naming its node.
@@ -33,9 +34,6 @@ from .errors import DependencyError, OutputError
 from .io_utils import check_writable_dir, remove_temporaries
 
 log = logging.getLogger(__name__)
-
-CANCEL_WAIT_S = 10.0  # how long Ctrl-C waits for cancelled tasks to unwind
-
 
 @dataclass(frozen=True)
 class RayOptions:
@@ -172,21 +170,20 @@ def run_on_ray(jobs: list, *, weights, device: str, scan: str, settings,
 def _stop(ray, pending: dict, owned: bool) -> None:
     """Stop the unfinished tasks and remove what they left half-written.
 
-    Ray connected by this call: disconnecting ends the job, and Ray kills its workers (no
-    ray.cancel: in Ray 2.60 a cancel that crosses a task's completion can abort the driver,
-    "Tried to complete task that was not pending"). The caller's own Ray instance lives on, so
-    its tasks are cancelled (KeyboardInterrupt in the worker) and given a moment to unwind.
-    A temporary that a worker on another node writes after this sweep is removed when the
-    next run redoes that video."""
+    Ray connected by this call: disconnecting ends the job, Ray kills its workers, and their
+    temporaries are swept here (one that a worker on another node writes after the sweep is
+    removed when the next run redoes that video). The caller's own Ray instance lives on, and
+    its queued tasks finish in the background (complete files, not recorded: the next run
+    redoes them). No ray.cancel either way: in Ray 2.60 a cancel that crosses a task's
+    completion can abort the driver ("Tried to complete task that was not pending")."""
     if not pending:
         return
-    log.info("stopping %d Ray tasks", len(pending))
     if owned:
+        log.info("stopping %d Ray tasks", len(pending))
         ray.shutdown()
+        for job in pending.values():
+            remove_temporaries(job.output)
     else:
-        for ref in pending:
-            ray.cancel(ref)
-        ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_WAIT_S)
-    for job in pending.values():
-        remove_temporaries(job.output)
+        log.warning("%d videos already handed to Ray finish in the background; the next run redoes them",
+                    len(pending))
     pending.clear()

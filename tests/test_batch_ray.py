@@ -193,6 +193,34 @@ def test_a_worker_that_cannot_read_an_input_says_so(tmp_path, ray_markers, weigh
     assert "storage every node sees" in outcome.reason
 
 
+@pytest.mark.slow
+def test_an_interrupt_with_the_callers_own_ray_keeps_what_finished(tmp_path, ray_markers, weights):
+    (tmp_path / "in").mkdir()
+    for i in range(4):
+        write_video(tmp_path / "in" / f"clip{i}.mp4", frames=12)
+    settings = LiftSettings()
+    jobs, _ = plan_jobs(tmp_path / "in", tmp_path / "out", "**/*", settings, "sha")
+    seen = []
+
+    def interrupt(outcome):
+        seen.append(outcome)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(jobs, tmp_path / "out", weights=weights, device="cpu", scan="auto", settings=settings,
+                  executor="ray", on_outcome=interrupt)
+    assert len(seen) == 1 and seen[0].status == "done"
+    # the tasks already handed to the caller's Ray finish in the background, whole and unrecorded
+    deadline = time.monotonic() + 120
+    while len([f for f in files(tmp_path / "out") if f.endswith(".json") and not f.startswith(".")]) < 4:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(0.5)
+    assert files(tmp_path / "out") == [".pose3d-batch.json", "clip0.json", "clip1.json", "clip2.json", "clip3.json"]
+    assert len(json.loads((tmp_path / "out" / ".pose3d-batch.json").read_text())["done"]) == 1
+    assert len(plan_jobs(tmp_path / "in", tmp_path / "out", "**/*", settings, "sha")[0]) == 3  # redone next time
+
+
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # then Python installs its KeyboardInterrupt handler
 
