@@ -153,7 +153,10 @@ def run_on_ray(jobs: list, *, weights, device: str, scan: str, settings,
             for ref in ready:
                 job = pending.pop(ref)
                 try:
-                    outcome = replace(ray.get(ref), source=str(job.source))
+                    outcome = ray.get(ref)
+                    # the video as the caller spelled it, in the source and the reason alike
+                    outcome = replace(outcome, source=str(job.source),
+                                      reason=outcome.reason.replace(str(_absolute(job).source), str(job.source)))
                 except ray.exceptions.RayError as exc:
                     outcome = _failure(ray, exc, job, options.max_retries)
                 remove_temporaries(job.output)  # left by a worker killed while writing

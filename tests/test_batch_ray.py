@@ -135,8 +135,11 @@ def test_ray_batch_gives_the_local_batch_files_table_and_exit_code(tmp_path, cap
     assert code == 1 and "on Ray (local)" in err and "2 done, 0 skipped, 1 failed" in err, err
     assert "broken.mp4" in table and "failed" in table and "cannot decode" in table
     install_frame_backend(monkeypatch)  # the workers' backend, in this process
-    code, local_table, err = run(args + ["-o", tmp_path / "local"], capsys)
-    assert code == 1 and "2 done, 0 skipped, 1 failed" in err
+    code, local_table, local_err = run(args + ["-o", tmp_path / "local"], capsys)
+    assert code == 1 and "2 done, 0 skipped, 1 failed" in local_err
+    failures = lambda text: [line.rsplit(" (", 1)[0] for line in text.splitlines() if ": failed: " in line]  # noqa: E731
+    assert failures(err) == failures(local_err) == [f"{tmp_path / 'in' / 'broken.mp4'}: failed: "
+                                                    f"{tmp_path / 'in' / 'broken.mp4'}: cannot decode this file as video"]
 
     assert files(tmp_path / "ray") == files(tmp_path / "local") == [".pose3d-batch.json", "good0.json",
                                                                     "sub/good1.json"]
