@@ -125,11 +125,23 @@ def _init_worker(weights, device: str, scan: str, settings: LiftSettings, thread
         _worker["error"] = str(exc) if isinstance(exc, Pose3dError) else f"{type(exc).__name__}: {exc}"
 
 
+def load_worker(weights, device: str, scan: str, settings: LiftSettings, threads: int | None) -> None:
+    """The models of this process, loaded unless they already are with these arguments: for
+    executors that reuse worker processes across videos and runs (pose3d.batch_ray)."""
+    config = (weights, device, scan, settings, threads)
+    if _worker.get("config") != config:
+        if hasattr(_worker.get("backend"), "close"):  # another run's 2D model
+            _worker["backend"].close()
+        _init_worker(*config)
+        _worker["config"] = config
+
+
 def _exit_cleanly(signum, frame):
     raise SystemExit(1)  # unwinds through atomic_output, which removes the temporary file
 
 
-def _run_job(job: BatchJob) -> JobOutcome:
+def run_job(job: BatchJob) -> JobOutcome:
+    """One video with this process's models (:func:`load_worker`); errors become the outcome."""
     from .export import write_result
     from .lift import lift_video
 
@@ -150,7 +162,7 @@ def _run_job(job: BatchJob) -> JobOutcome:
 
 
 def _run_indexed(item: tuple[int, BatchJob]) -> tuple[int, JobOutcome]:
-    return item[0], _run_job(item[1])
+    return item[0], run_job(item[1])
 
 
 def run_batch(jobs: list[BatchJob], out_dir: Path, *, weights, device: str, scan: str, settings: LiftSettings,
@@ -189,7 +201,7 @@ def run_batch(jobs: list[BatchJob], out_dir: Path, *, weights, device: str, scan
     if workers <= 1:
         _init_worker(weights, device, scan, settings, None)
         for job in jobs:
-            finished(job, _run_job(job))
+            finished(job, run_job(job))
         return outcomes
     threads = max(1, (os.cpu_count() or 1) // workers)
     pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (weights, device, scan, settings, threads))

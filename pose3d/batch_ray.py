@@ -8,7 +8,7 @@ exit codes.
 
 * One Ray task per video, declaring ``cpus_per_video`` CPUs and ``gpus_per_video`` GPUs. A
   worker process loads the lifter and the 2D backend for its first video and keeps them for
-  the next ones (pose3d.batch's per-process worker state), so Ray's reuse of worker
+  the next ones (pose3d.batch.load_worker), so Ray's reuse of worker
   processes saves the model loading.
 * A task whose worker dies (killed, out of memory, node lost) is retried ``max_retries``
   times; what the dead worker left half-written (atomic_output's hidden temporaries) is
@@ -83,7 +83,7 @@ def _connect(ray, address: str) -> bool:
 
 def _lift_one(job, weights: str | None, device: str, scan: str, settings, threads: int):
     """A Ray task: one video, with this worker process's models (loaded on its first video)."""
-    from . import batch
+    from . import batch, progress
     from .batch import JobOutcome
 
     node = socket.gethostname()
@@ -95,11 +95,9 @@ def _lift_one(job, weights: str | None, device: str, scan: str, settings, thread
         check_writable_dir(job.output)
     except OutputError as exc:
         return JobOutcome(str(job.source), "failed", reason=f"{exc} (on Ray node {node})")
-    config = (weights, device, scan, settings, threads)
-    if batch._worker.get("config") != config:
-        batch._init_worker(*config)
-        batch._worker["config"] = config
-    return batch._run_job(job)
+    progress.set_enabled(False)  # a worker's stderr is Ray's log file
+    batch.load_worker(weights, device, scan, settings, threads)
+    return batch.run_job(job)
 
 
 def _absolute(job):
