@@ -192,7 +192,7 @@ def run_batch(jobs: list[BatchJob], out_dir: Path, *, weights, device: str, scan
     if executor == "ray":
         from .batch_ray import RayOptions, run_on_ray
 
-        # closing: an exception here (Ctrl-C while recording) cancels the remaining tasks at once
+        # closing: an exception here (Ctrl-C while recording) stops the remaining tasks at once
         with contextlib.closing(run_on_ray(jobs, weights=weights, device=device, scan=scan, settings=settings,
                                            options=ray_options or RayOptions())) as results:
             for job, outcome in results:

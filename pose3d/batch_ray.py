@@ -35,6 +35,7 @@ from .io_utils import check_writable_dir, remove_temporaries
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class RayOptions:
     """Where and how the tasks run.
@@ -57,6 +58,7 @@ class RayOptions:
 
 
 def import_ray():
+    """The ray module, or a DependencyError that says how to install it."""
     try:
         import ray
     except ImportError:

@@ -123,6 +123,8 @@ def lift(
         raise InputError("give an INPUT video/folder/image, or --keypoints FILE")
     if keypoints is None and (size or video):
         raise InputError("--size and --video go with --keypoints")
+    if ray is None and (ray_cpus != 1.0 or ray_gpus is not None):
+        raise InputError("--ray-cpus and --ray-gpus go with --ray")
     if source is not None and keypoints is not None:
         raise InputError(f"give INPUT or --keypoints, not both (the video behind the keypoints: --video {source})")
     options = {}

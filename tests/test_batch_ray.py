@@ -98,6 +98,8 @@ def test_ray_option_errors(tmp_path, capsys, monkeypatch, weights):
     assert code == 2 and "--ray is for batch mode" in err
     code, _, err = run(["lift", tmp_path / "in", "-o", tmp_path / "out", "--ray", "--workers", "2"], capsys)
     assert code == 2 and "--workers is for one machine" in err
+    code, _, err = run(["lift", tmp_path / "in", "-o", tmp_path / "out", "--ray-gpus", "1"], capsys)
+    assert code == 2 and "--ray-cpus and --ray-gpus go with --ray" in err
     monkeypatch.setitem(sys.modules, "ray", None)  # as without the extra: import ray fails
     code, _, err = run(["lift", tmp_path / "in", "-o", tmp_path / "out", "--ray", "--weights", weights], capsys)
     assert code == 4 and err == "error: batch mode on Ray needs ray: pip install 'pose3d[ray]'\n"
