@@ -102,7 +102,7 @@ def lift(
     glob: str = typer.Option("**/*", "--glob", help="Batch mode: which files under INPUT (recursive by default)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Batch mode: videos processed in parallel."),
     result_format: ResultFormat = typer.Option(ResultFormat.json, "--format", help="Batch mode: output type."),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Batch mode on Ray (pip install 'pose3d[ray]'): alone, a local Ray instance; 'auto' or ray://HOST:PORT, a cluster. See docs/batch.md."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Batch mode on Ray (pip install 'pose3d\\[ray]'): alone, a local Ray instance; 'auto' or ray://HOST:PORT, a cluster. See docs/batch.md."),
     ray_cpus: float = typer.Option(1.0, "--ray-cpus", min=0.01, help="With --ray: CPUs each video's task declares."),
     ray_gpus: Optional[float] = typer.Option(None, "--ray-gpus", min=0, help="With --ray: GPUs each video's task declares (default: 1 with --device cuda, else 0)."),
     mmpose_pose2d: Optional[str] = typer.Option(None, "--mmpose-pose2d", help="mmpose: pose config file or model alias."),
