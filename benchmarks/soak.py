@@ -25,16 +25,21 @@ CANDIDATES = [Path(__file__).resolve().parents[2] / "shared" / "videos" / "traff
               Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")]
 
 
-def make_corpus(source: Path, folder: Path, good: int = 17) -> None:
+def cut_clips(source: Path, folder: Path, count: int) -> None:
+    """``count`` 2-second cuts of ``source``, each starting 0.25 s later, in two subfolders."""
     import imageio_ffmpeg
 
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     folder.mkdir(parents=True)
-    for i in range(good):
+    for i in range(count):
         sub = folder / ("set_a" if i % 2 else "set_b")
         sub.mkdir(exist_ok=True)
         subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-ss", str(0.25 * i), "-i", str(source), "-t", "2",
                         "-c:v", "libx264", "-preset", "ultrafast", "-an", str(sub / f"clip{i:02d}.mp4")], check=True)
+
+
+def make_corpus(source: Path, folder: Path, good: int = 17) -> None:
+    cut_clips(source, folder, good)
     (folder / "notes.mp4").write_text("not a video\n")
     data = (folder / "set_a" / "clip01.mp4").read_bytes()
     (folder / "truncated.mp4").write_bytes(data[: len(data) // 4])

@@ -9,10 +9,14 @@
 * ``workers`` processes each load the models once and take videos one at a time; the parent
   alone writes the manifest. Ctrl-C stops the workers (their temporary files are removed),
   keeps what finished, and the next run resumes.
+* ``executor="ray"`` runs the same jobs as Ray tasks, on this machine or a cluster
+  (pose3d.batch_ray, the optional extra ``pose3d[ray]``); planning, manifest and outcomes
+  are the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -121,11 +125,23 @@ def _init_worker(weights, device: str, scan: str, settings: LiftSettings, thread
         _worker["error"] = str(exc) if isinstance(exc, Pose3dError) else f"{type(exc).__name__}: {exc}"
 
 
+def load_worker(weights, device: str, scan: str, settings: LiftSettings, threads: int | None) -> None:
+    """The models of this process, loaded unless they already are with these arguments: for
+    executors that reuse worker processes across videos and runs (pose3d.batch_ray)."""
+    config = (weights, device, scan, settings, threads)
+    if _worker.get("config") != config:
+        if hasattr(_worker.get("backend"), "close"):  # another run's 2D model
+            _worker["backend"].close()
+        _init_worker(*config)
+        _worker["config"] = config
+
+
 def _exit_cleanly(signum, frame):
     raise SystemExit(1)  # unwinds through atomic_output, which removes the temporary file
 
 
-def _run_job(job: BatchJob) -> JobOutcome:
+def run_job(job: BatchJob) -> JobOutcome:
+    """One video with this process's models (:func:`load_worker`); errors become the outcome."""
     from .export import write_result
     from .lift import lift_video
 
@@ -146,12 +162,16 @@ def _run_job(job: BatchJob) -> JobOutcome:
 
 
 def _run_indexed(item: tuple[int, BatchJob]) -> tuple[int, JobOutcome]:
-    return item[0], _run_job(item[1])
+    return item[0], run_job(item[1])
 
 
 def run_batch(jobs: list[BatchJob], out_dir: Path, *, weights, device: str, scan: str, settings: LiftSettings,
-              workers: int = 1, on_outcome=None) -> list[JobOutcome]:
+              workers: int = 1, on_outcome=None, executor: str = "local", ray_options=None) -> list[JobOutcome]:
     """Run the jobs; ``on_outcome(outcome)`` is called as each finishes (progress, status).
+
+    ``executor``: "local" (``workers`` processes on this machine) or "ray" (one Ray task per
+    video, placed by ``ray_options``, a pose3d.batch_ray.RayOptions; ``workers`` is unused:
+    the free CPUs and GPUs decide how many videos run at once).
 
     KeyboardInterrupt propagates after the workers are stopped; finished outputs are kept,
     and those already recorded in the manifest are skipped by the next run (one written in
@@ -165,12 +185,23 @@ def run_batch(jobs: list[BatchJob], out_dir: Path, *, weights, device: str, scan
         if on_outcome:
             on_outcome(outcome)
 
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor must be 'local' or 'ray', not {executor!r}")
     if not jobs:
+        return outcomes
+    if executor == "ray":
+        from .batch_ray import RayOptions, run_on_ray
+
+        # closing: an exception here (Ctrl-C while recording) stops the remaining tasks at once
+        with contextlib.closing(run_on_ray(jobs, weights=weights, device=device, scan=scan, settings=settings,
+                                           options=ray_options or RayOptions())) as results:
+            for job, outcome in results:
+                finished(job, outcome)
         return outcomes
     if workers <= 1:
         _init_worker(weights, device, scan, settings, None)
         for job in jobs:
-            finished(job, _run_job(job))
+            finished(job, run_job(job))
         return outcomes
     threads = max(1, (os.cpu_count() or 1) // workers)
     pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (weights, device, scan, settings, threads))

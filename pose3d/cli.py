@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import DependencyError, InputError, Interrupted, Pose3dError
@@ -111,6 +112,9 @@ def lift(
     glob: str = typer.Option("**/*", "--glob", help="Batch mode: which files under INPUT (recursive by default)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Batch mode: videos processed in parallel."),
     result_format: ResultFormat = typer.Option(ResultFormat.json, "--format", help="Batch mode: output type."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="Batch mode on Ray (pip install 'pose3d\\[ray]'): alone, a local Ray instance; 'auto' or ray://HOST:PORT, a cluster. See docs/batch.md."),
+    ray_cpus: float = typer.Option(1.0, "--ray-cpus", min=0.01, help="With --ray: CPUs each video's task declares."),
+    ray_gpus: Optional[float] = typer.Option(None, "--ray-gpus", min=0, help="With --ray: GPUs each video's task declares (default: 1 with --device cuda, else 0)."),
     mmpose_pose2d: Optional[str] = typer.Option(None, "--mmpose-pose2d", help="mmpose: pose config file or model alias."),
     mmpose_pose2d_weights: Optional[str] = typer.Option(None, "--mmpose-pose2d-weights", help="mmpose: pose checkpoint."),
     mmpose_det: Optional[str] = typer.Option(None, "--mmpose-det", help="mmpose: detector config file or alias."),
@@ -129,6 +133,8 @@ def lift(
         raise InputError("give an INPUT video/folder/image, or --keypoints FILE")
     if keypoints is None and (size or video):
         raise InputError("--size and --video go with --keypoints")
+    if ray is None and (ray_cpus != 1.0 or ray_gpus is not None):
+        raise InputError("--ray-cpus and --ray-gpus go with --ray")
     if source is not None and keypoints is not None:
         raise InputError(f"give INPUT or --keypoints, not both (the video behind the keypoints: --video {source})")
     options = {}
@@ -142,8 +148,20 @@ def lift(
 
     if source is not None and keypoints is None and source.is_dir() and not any(
             p.suffix.lower() in IMAGE_EXTENSIONS for p in source.iterdir() if p.is_file()):
-        _lift_folder(source, output, glob, workers, result_format.value, settings, weights, device.value, scan.value)
+        ray_options = None
+        if ray is not None:
+            from .batch_ray import RayOptions, import_ray
+
+            import_ray()  # without the extra: one line before any work
+            if workers > 1:
+                raise InputError("--workers is for one machine; with --ray, the free CPUs and GPUs decide how many "
+                                 "videos run at once (--ray-cpus, --ray-gpus)")
+            ray_options = RayOptions(address=ray, cpus_per_video=ray_cpus, gpus_per_video=ray_gpus)
+        _lift_folder(source, output, glob, workers, result_format.value, settings, weights, device.value, scan.value,
+                     ray_options)
         return
+    if ray is not None:
+        raise InputError("--ray is for batch mode: give a folder of videos and -o OUTPUT_FOLDER")
 
     output = output or Path((keypoints or source).stem + ".json")
     if output.suffix.lower() not in (".json", ".npz"):
@@ -190,7 +208,7 @@ def _size(text: Optional[str]):
 
 
 def _lift_folder(root: Path, out_dir: Optional[Path], pattern: str, workers: int, fmt: str, settings,
-                 weights: Optional[Path], device: str, scan: str) -> None:
+                 weights: Optional[Path], device: str, scan: str, ray_options=None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .batch import plan_jobs, run_batch
@@ -206,8 +224,9 @@ def _lift_folder(root: Path, out_dir: Optional[Path], pattern: str, workers: int
     jobs, outcomes = plan_jobs(root, out_dir, pattern, settings, file_sha256(weights_file) if found else "", "." + fmt)
     if not found:
         raise (InputError if weights else DependencyError)(f"weights file not found: {weights_file}")
+    where = f"on Ray ({ray_options.address})" if ray_options else f"{workers} worker{'s' if workers > 1 else ''}"
     err_console.print(f"{len(jobs) + len(outcomes)} videos: {len(outcomes)} already done, {len(jobs)} to do "
-                      f"({workers} worker{'s' if workers > 1 else ''})", highlight=False)
+                      f"({where})", highlight=False)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console) as progress:
         task = progress.add_task("videos", total=len(jobs))
@@ -222,7 +241,8 @@ def _lift_folder(root: Path, out_dir: Optional[Path], pattern: str, workers: int
         progress_module.set_enabled(False)  # per-video bars would fight with the overall one
         try:
             outcomes += run_batch(jobs, out_dir, weights=weights, device=device, scan=scan, settings=settings,
-                                  workers=workers, on_outcome=report)
+                                  workers=workers, on_outcome=report, executor="ray" if ray_options else "local",
+                                  ray_options=ray_options)
         except KeyboardInterrupt:
             raise Interrupted("interrupted; finished videos are kept, run the same command again to resume") from None
     table = Table(title=f"pose3d lift {root} -> {out_dir}")
@@ -406,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     _debug = "--debug" in argv
     verbose = "--verbose" in argv or _debug
-    argv = [a for a in argv if a not in ("--debug", "--verbose")]
+    argv = _ray_address_or_local([a for a in argv if a not in ("--debug", "--verbose")])
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=err_console, show_path=False)])
     try:
@@ -433,10 +453,23 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
 
 
+def _ray_address_or_local(argv: list[str]) -> list[str]:
+    """``--ray`` takes an optional ADDRESS, which click cannot say: a bare ``--ray`` becomes
+    ``--ray local``; the next word is its address only when it looks like one."""
+    out = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        following = argv[i + 1] if i + 1 < len(argv) else ""
+        if arg == "--ray" and not (following in ("local", "auto") or "://" in following
+                                   or (":" in following and not following.startswith("-"))):
+            out.append("local")
+    return out
+
+
 def _fail(message: str, code: int) -> None:
     if _debug:
         raise
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if code == Interrupted.exit_code:
         # Cleanup (temporary files, worker pools) ran while the interrupt unwound. Skip the
         # interpreter's teardown: a native thread still inside OpenCV or mediapipe when it

@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 
 from .errors import OutputError
@@ -64,18 +65,33 @@ def atomic_output(path: str | Path, suffix: str | None = None):
         tmp.unlink(missing_ok=True)
 
 
+_RANDOM_HEX = 12  # characters of randomness in a temporary file's name
+
+
 def _new_file(folder: Path, prefix: str, suffix: str) -> Path:
     """A new empty file with a random name, made as open() makes files (mode 0666 less the
     umask, which the kernel applies), unlike mkstemp's 0600: outputs get the usual mode
     without reading the process-wide umask, which is not thread-safe."""
     for _ in range(100):
-        candidate = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        candidate = folder / f"{prefix}{secrets.token_hex(_RANDOM_HEX // 2)}{suffix}"
         try:
             os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
             continue
         return candidate
     raise FileExistsError(f"no free temporary name in {folder}")
+
+
+def remove_temporaries(path: str | Path) -> int:
+    """Remove what :func:`atomic_output` left beside ``path`` when its process was killed
+    (SIGKILL, lost node) before it could clean up; only for a ``path`` no one is writing.
+    Returns how many files went."""
+    path = Path(path)
+    # atomic_output's names: ".NAME." + the random hex characters + a suffix
+    stale = list(path.parent.glob(f".{glob_escape(path.name)}.{'?' * _RANDOM_HEX}*"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return len(stale)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
