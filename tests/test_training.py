@@ -596,7 +596,7 @@ def test_examples_hold_the_documented_training_configs():
     assert {p.name for p in EXAMPLE_CONFIGS} >= {
         "train_cpu_xs27.toml", "train_cpu_xs27_restart.toml", "train_cpu_xs27_stage3.toml", "train_cpu_w64_stage4.toml",
         "train_cpu_xs81_stage5.toml", "train_cpu_xs27_stage6.toml", "train_cpu_xs27_virtual_cams.toml",
-        "train_cpu_xs27_detector_error.toml", "finetune_own_data.toml"}
+        "train_cpu_xs27_detector_error.toml", "finetune_own_data.toml", "train_cpu_budget_xs27.toml"}
 
 
 @pytest.mark.parametrize("path", EXAMPLE_CONFIGS, ids=lambda p: p.name)
