@@ -18,6 +18,8 @@ import json
 import logging
 import math
 import os
+import queue
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -33,7 +35,7 @@ from .datasets import H36M_FPS, TRAIN_SUBJECTS, ClipSampler, Human36M, Sequence,
 from .devices import choose_device
 from .errors import InputError
 from .evaluate import evaluate_sequences, test_sequences
-from .io_utils import check_writable_dir
+from .io_utils import atomic_output, check_writable_dir
 from .losses import DEFAULT_WEIGHTS, training_loss
 from .model import PRESETS, PoseMamba, PoseMambaConfig, build_model, lengthened, preset_config, widened
 from .progress import progress_bar
@@ -250,9 +252,8 @@ def _save_checkpoint(path: Path, model, optimizer, ema, state: dict, meta: dict)
                "state": state, "meta": meta}
     if ema:
         payload.update(trained_state_dict=model.state_dict(), ema_state_dict=ema.state_dict())
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def _build_model(config: TrainConfig) -> PoseMamba:
@@ -307,9 +308,6 @@ def _prefetched(batches, device: torch.device):
         for arrays in batches:
             yield tuple(torch.from_numpy(a) for a in arrays)
         return
-    import queue
-    import threading
-
     ready: queue.Queue = queue.Queue(maxsize=2)
     done = object()
 
