@@ -155,8 +155,11 @@ def _result(video: VideoInfo, keypoints_2d: dict, lifter: Lifter, tracks: list[T
     lifted = lifter.lift_all(tracks, video, settings)
     world = None
     if lifted:
-        world = trajectory.estimate_world([t.joints_camera() for t in lifted], video.fps, settings.up,
-                                          valid=[~t.interpolated for t in lifted])
+        world, roots = trajectory.place_in_world([t.joints_3d for t in lifted], [t.root_camera for t in lifted],
+                                                 video.fps, settings.up, valid=[~t.interpolated for t in lifted],
+                                                 settle=settings.postprocess)
+        for track, root in zip(lifted, roots):
+            track.root_camera = root
     timings["lift_s"] = time.perf_counter() - started
     model = {**lifter.describe(), "flip": settings.flip}
     if settings.height_m is not None:
@@ -164,7 +167,7 @@ def _result(video: VideoInfo, keypoints_2d: dict, lifter: Lifter, tracks: list[T
     post = {"enabled": settings.postprocess}
     if settings.postprocess:
         post.update(smoothing_sigma_s=postprocess.SMOOTH_SECONDS, bone_lengths="median of the track",
-                    floor="under the lower foot, per frame")
+                    floor="under the lower foot, per frame", feet_on_floor="planted feet settled on the shared floor")
     return LiftResult(video=video, keypoints_2d=keypoints_2d, model=model, tracks=lifted, main_track=main_id,
                       postprocess=post, timings={k: round(v, 3) for k, v in timings.items()},
                       camera=settings.camera(video.width, video.height), world=world)

@@ -45,6 +45,7 @@ CONTACT_SPEED_M_S = 1.0        # a lower ankle slower than this (camera space) i
 FLOOR_PRIOR_M2 = 0.05 ** 2     # weight of the up-direction prior against the contacts' spread
 FLOOR_INLIER_M = 0.05          # contacts within this of the plane refine it (and 2.5 robust sigmas)
 MIN_CONTACTS = 8
+SETTLE_SMOOTHING_SECONDS = 0.05  # how quickly the root follows its planted foot onto the floor
 
 
 # --------------------------------------------------------------------------- camera
@@ -241,9 +242,11 @@ def world_rotation(up_camera: np.ndarray) -> np.ndarray:
     return np.diag([1.0, -1.0, -1.0]) @ swing
 
 
-def foot_contacts(joints_camera: np.ndarray, up: np.ndarray, fps: float, valid: np.ndarray | None = None) -> np.ndarray:
-    """(M, 3) camera-space positions of planted ankles of one track: in each frame the lower
-    ankle along ``up``, where it moves slower than :data:`CONTACT_SPEED_M_S`."""
+def foot_contacts(joints_camera: np.ndarray, up: np.ndarray, fps: float,
+                  valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A track's planted feet: ((N, 3) camera-space position of the lower ankle along ``up`` in
+    each frame, (N,) bool: it moves slower than :data:`CONTACT_SPEED_M_S` and the frame is
+    ``valid``)."""
     ankles = joints_camera[:, list(ANKLES)]
     lower = np.argmin(ankles @ up, axis=1)
     points = ankles[np.arange(len(ankles)), lower]
@@ -251,10 +254,10 @@ def foot_contacts(joints_camera: np.ndarray, up: np.ndarray, fps: float, valid: 
     if len(points) >= 2:
         step = np.linalg.norm(np.gradient(ankles, axis=0), axis=-1) * fps
         speed = step[np.arange(len(points)), lower]
-    keep = speed < CONTACT_SPEED_M_S
+    planted = speed < CONTACT_SPEED_M_S
     if valid is not None:
-        keep &= valid
-    return points[keep]
+        planted &= valid
+    return points, planted
 
 
 def fit_floor(points: np.ndarray, prior_up: np.ndarray, iterations: int = 4) -> tuple[np.ndarray, float, np.ndarray]:
@@ -297,7 +300,8 @@ def estimate_world(tracks_camera: list[np.ndarray], fps: float, up: str = "y",
     prior = np.sum(ups, axis=0)
     prior /= max(np.linalg.norm(prior), 1e-9)
     valid = valid or [None] * len(tracks_camera)
-    contacts = np.concatenate([foot_contacts(j, prior, fps, v) for j, v in zip(tracks_camera, valid)])
+    contacts = np.concatenate([points[planted] for points, planted in
+                               (foot_contacts(j, prior, fps, v) for j, v in zip(tracks_camera, valid))])
     if len(contacts) >= MIN_CONTACTS:
         normal, ankle_plane_height, inliers = fit_floor(contacts, prior)
         residual = contacts[inliers] @ normal + ankle_plane_height
@@ -313,3 +317,30 @@ def estimate_world(tracks_camera: list[np.ndarray], fps: float, up: str = "y",
     log.info("floor: camera %.2f m high, pitch %.1f, roll %.1f degrees (%s)", world.camera_height_m,
              world.angles()["pitch_deg"], world.angles()["roll_deg"], floor["method"])
     return world
+
+
+def settle_on_floor(joints_camera: np.ndarray, world: WorldFrame, fps: float, valid: np.ndarray | None = None,
+                    sigma_seconds: float = SETTLE_SMOOTHING_SECONDS) -> np.ndarray:
+    """(N,) metres to move a track's root along the world's up so that its planted ankle stands
+    at the ankle height: measured where a foot is planted, interpolated between (a jump keeps
+    its flight), smoothed over time. Zero when no foot is ever planted."""
+    points, planted = foot_contacts(joints_camera, world.up_camera, fps, valid)
+    if not planted.any():
+        return np.zeros(len(joints_camera))
+    frames = np.arange(len(points), dtype=float)
+    lift = np.interp(frames, frames[planted], ANKLE_HEIGHT_M - world.height(points[planted]))
+    return smooth_keeping_trends(lift, sigma_seconds * fps)
+
+
+def place_in_world(joints_m: list[np.ndarray], roots: list[np.ndarray], fps: float, up: str = "y",
+                   valid: list[np.ndarray] | None = None, settle: bool = True) -> tuple[WorldFrame, list[np.ndarray]]:
+    """Every track of a video in one world: the floor from all of them (:func:`estimate_world`)
+    and, with ``settle``, each root moved along the world's up so that planted feet stand on it
+    (:func:`settle_on_floor`). joints_m: (N_i, 17, 3) root-relative metres; roots: (N_i, 3)
+    camera space. Returns the world and the (settled) roots."""
+    valid = valid or [None] * len(joints_m)
+    world = estimate_world([j + r[:, None] for j, r in zip(joints_m, roots)], fps, up, valid)
+    if settle:
+        roots = [r + settle_on_floor(j + r[:, None], world, fps, v)[:, None] * world.up_camera
+                 for j, r, v in zip(joints_m, roots, valid)]
+    return world, roots
