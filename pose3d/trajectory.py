@@ -42,9 +42,11 @@ MIN_FOV_DEG, MAX_FOV_DEG = 10.0, 150.0
 ROOT_SMOOTHING_SECONDS = 0.1   # Gaussian sigma (local linear): the detector's jitter, not a step
 MIN_JOINT_WEIGHT = 0.05        # 2D confidence below this does not count in the root fit
 CONTACT_SPEED_M_S = 1.0        # a lower ankle slower than this (camera space) is taken as planted
+CONTACT_HEIGHT_M = 0.2         # ... once the floor is known, if it is also at most this far above its standing height
 FLOOR_PRIOR_M2 = 0.05 ** 2     # weight of the up-direction prior against the contacts' spread
 FLOOR_INLIER_M = 0.05          # contacts within this of the plane refine it (and 2.5 robust sigmas)
 MIN_CONTACTS = 8
+MIN_FLOOR_COS = math.cos(math.radians(45))  # a floor tilted further from the people's up is not believed
 SETTLE_SMOOTHING_SECONDS = 0.05  # how quickly the root follows its planted foot onto the floor
 
 
@@ -267,23 +269,31 @@ def fit_floor(points: np.ndarray, prior_up: np.ndarray, iterations: int = 4) -> 
     the points do not spread (a single line of footsteps) keep the prior's tilt. Points far from
     the plane (a foot in the air, a bad depth) are dropped and the plane refitted."""
     prior = np.asarray(prior_up, float) / np.linalg.norm(prior_up)
-    inliers = np.ones(len(points), bool)
     normal = prior
+    inliers = _near_plane(points @ prior, np.ones(len(points), bool))
     for _ in range(iterations):
         p = points[inliers]
         centre = p.mean(axis=0)
         scatter = (p - centre).T @ (p - centre) / len(p)
         penalty = FLOOR_PRIOR_M2 * (np.eye(3) - np.outer(prior, prior))
-        values, vectors = np.linalg.eigh(scatter + penalty)
-        normal = vectors[:, 0] * np.sign(vectors[:, 0] @ prior)
-        residual = (points - centre) @ normal
-        spread = 1.4826 * np.median(np.abs(residual[inliers]))
-        updated = np.abs(residual) < max(FLOOR_INLIER_M, 2.5 * spread)
+        vector = np.linalg.eigh(scatter + penalty)[1][:, 0]
+        if abs(vector @ prior) < MIN_FLOOR_COS:  # the points spread along the up direction, not a floor
+            break
+        normal = vector * np.sign(vector @ prior)
+        updated = _near_plane(points @ normal, inliers)
         if updated.sum() < MIN_CONTACTS or (updated == inliers).all():
             break
         inliers = updated
     centre = points[inliers].mean(axis=0)
     return normal, float(-(centre @ normal)), inliers
+
+
+def _near_plane(heights: np.ndarray, inliers: np.ndarray) -> np.ndarray:
+    """Points whose height lies within :data:`FLOOR_INLIER_M` (or 2.5 robust sigmas) of the
+    median height of the current inliers."""
+    residual = heights - np.median(heights[inliers])
+    spread = 1.4826 * np.median(np.abs(residual[inliers]))
+    return np.abs(residual) < max(FLOOR_INLIER_M, 2.5 * spread)
 
 
 def estimate_world(tracks_camera: list[np.ndarray], fps: float, up: str = "y",
@@ -322,9 +332,11 @@ def estimate_world(tracks_camera: list[np.ndarray], fps: float, up: str = "y",
 def settle_on_floor(joints_camera: np.ndarray, world: WorldFrame, fps: float, valid: np.ndarray | None = None,
                     sigma_seconds: float = SETTLE_SMOOTHING_SECONDS) -> np.ndarray:
     """(N,) metres to move a track's root along the world's up so that its planted ankle stands
-    at the ankle height: measured where a foot is planted, interpolated between (a jump keeps
-    its flight), smoothed over time. Zero when no foot is ever planted."""
+    at the ankle height: measured where a foot is planted (slow and within
+    :data:`CONTACT_HEIGHT_M` of the floor), interpolated between (a jump keeps its flight),
+    smoothed over time. Zero when no foot is ever planted."""
     points, planted = foot_contacts(joints_camera, world.up_camera, fps, valid)
+    planted &= world.height(points) < ANKLE_HEIGHT_M + CONTACT_HEIGHT_M  # not the top of a jump
     if not planted.any():
         return np.zeros(len(joints_camera))
     frames = np.arange(len(points), dtype=float)
