@@ -88,7 +88,7 @@ def score(views_lifted: list[dict], intrinsics: str, body_scale: dict) -> dict:
         frames = np.arange(len(joints))
         root = root_trajectory(joints, keypoints, np.ones(keypoints.shape[:2]), np.zeros(len(joints), bool), frames,
                                model, H36M_FPS)
-        world, (root,) = place_in_world([joints], [root], H36M_FPS)
+        world, _, (root,) = place_in_world([joints], [root], H36M_FPS)
         true_up = np.asarray(camera["R_w2c"], float) @ [0.0, 0.0, 1.0]
         row["root"].append(np.linalg.norm(root - truth[:, 0], axis=-1))
         row["depth"].append(np.abs(root[:, 2] - truth[:, 0, 2]))

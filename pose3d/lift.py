@@ -155,10 +155,11 @@ def _result(video: VideoInfo, keypoints_2d: dict, lifter: Lifter, tracks: list[T
     lifted = lifter.lift_all(tracks, video, settings)
     world = None
     if lifted:
-        world, roots = trajectory.place_in_world([t.joints_3d for t in lifted], [t.root_camera for t in lifted],
-                                                 video.fps, settings.up, valid=[~t.interpolated for t in lifted],
-                                                 settle=settings.postprocess)
-        for track, root in zip(lifted, roots):
+        world, scales, roots = trajectory.place_in_world(
+            [t.joints_3d for t in lifted], [t.root_camera for t in lifted], video.fps, settings.up,
+            valid=[~t.interpolated for t in lifted], settle=settings.postprocess, resize=settings.height_m is None)
+        for track, size, root in zip(lifted, scales, roots):
+            _resize(track, size)
             track.root_camera = root
     timings["lift_s"] = time.perf_counter() - started
     model = {**lifter.describe(), "flip": settings.flip}
@@ -171,6 +172,17 @@ def _result(video: VideoInfo, keypoints_2d: dict, lifter: Lifter, tracks: list[T
     return LiftResult(video=video, keypoints_2d=keypoints_2d, model=model, tracks=lifted, main_track=main_id,
                       postprocess=post, timings={k: round(v, 3) for k, v in timings.items()},
                       camera=settings.camera(video.width, video.height), world=world)
+
+
+def _resize(track: Track3D, size: float) -> None:
+    """Scale a track's body by ``size`` (pose3d.trajectory.size_from_floor: the size at which its
+    feet stand on the floor the video's people share)."""
+    if size == 1.0:
+        return
+    track.joints_3d = (track.joints_3d * size).astype(np.float32)
+    track.root_height_m = None if track.root_height_m is None else track.root_height_m * size
+    track.scale /= size
+    track.quality["size_from_floor"] = round(size, 4)
 
 
 def lift_video(path: str | Path, lifter: Lifter, settings: LiftSettings = LiftSettings(), *,

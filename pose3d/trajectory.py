@@ -47,6 +47,7 @@ FLOOR_PRIOR_M2 = 0.05 ** 2     # weight of the up-direction prior against the co
 FLOOR_INLIER_M = 0.05          # contacts within this of the plane refine it (and 2.5 robust sigmas)
 MIN_CONTACTS = 8
 MIN_FLOOR_COS = math.cos(math.radians(45))  # a floor tilted further from the people's up is not believed
+MIN_CAMERA_HEIGHT_M = 0.5      # resizing people to the floor needs the camera this far above their ankles
 SETTLE_SMOOTHING_SECONDS = 0.05  # how quickly the root follows its planted foot onto the floor
 
 
@@ -344,15 +345,40 @@ def settle_on_floor(joints_camera: np.ndarray, world: WorldFrame, fps: float, va
     return smooth_keeping_trends(lift, sigma_seconds * fps)
 
 
+def size_from_floor(joints_camera: np.ndarray, world: WorldFrame, fps: float, valid: np.ndarray | None = None) -> float:
+    """The factor by which to scale a track in camera space (its pose and root alike, which keeps
+    its projection) so that its planted ankles stand on ``world``'s floor: a person taller or
+    shorter than the body assumed is placed too far or too near along the camera's rays, and
+    lands below or above the floor that the others share. 1 when the camera is less than
+    :data:`MIN_CAMERA_HEIGHT_M` above the ankles (the floor is seen too flat to tell) or no
+    foot is planted; clipped to [0.75, 1.33]."""
+    points, planted = foot_contacts(joints_camera, world.up_camera, fps, valid)
+    drop = world.camera_height_m - ANKLE_HEIGHT_M  # from the camera down to a planted ankle
+    if not planted.any() or drop < MIN_CAMERA_HEIGHT_M:
+        return 1.0
+    below = -(points[planted] @ world.up_camera)
+    return float(np.clip(drop / max(np.median(below), 1e-3), 0.75, 1.33))
+
+
 def place_in_world(joints_m: list[np.ndarray], roots: list[np.ndarray], fps: float, up: str = "y",
-                   valid: list[np.ndarray] | None = None, settle: bool = True) -> tuple[WorldFrame, list[np.ndarray]]:
-    """Every track of a video in one world: the floor from all of them (:func:`estimate_world`)
-    and, with ``settle``, each root moved along the world's up so that planted feet stand on it
-    (:func:`settle_on_floor`). joints_m: (N_i, 17, 3) root-relative metres; roots: (N_i, 3)
-    camera space. Returns the world and the (settled) roots."""
+                   valid: list[np.ndarray] | None = None, settle: bool = True,
+                   resize: bool = False) -> tuple[WorldFrame, list[float], list[np.ndarray]]:
+    """Every track of a video in one world: the floor from all of them (:func:`estimate_world`);
+    with ``resize`` and several tracks, each track scaled along the camera's rays so that its
+    feet stand on that floor (:func:`size_from_floor`; for people of unknown height) and the
+    floor fitted again; with ``settle``, each root moved along the world's up so that planted
+    feet stand on it (:func:`settle_on_floor`). joints_m: (N_i, 17, 3) root-relative metres;
+    roots: (N_i, 3) camera space. Returns the world, each track's scale (multiply its joints and
+    root by it) and the placed roots (scale applied)."""
     valid = valid or [None] * len(joints_m)
     world = estimate_world([j + r[:, None] for j, r in zip(joints_m, roots)], fps, up, valid)
+    scales = [1.0] * len(joints_m)
+    if resize and len(joints_m) > 1:
+        scales = [size_from_floor(j + r[:, None], world, fps, v) for j, r, v in zip(joints_m, roots, valid)]
+        joints_m = [j * k for j, k in zip(joints_m, scales)]
+        roots = [r * k for r, k in zip(roots, scales)]
+        world = estimate_world([j + r[:, None] for j, r in zip(joints_m, roots)], fps, up, valid)
     if settle:
         roots = [r + settle_on_floor(j + r[:, None], world, fps, v)[:, None] * world.up_camera
                  for j, r, v in zip(joints_m, roots, valid)]
-    return world, roots
+    return world, scales, roots

@@ -131,13 +131,13 @@ def test_planted_feet_settle_on_the_floor_and_a_jump_keeps_its_flight():
     world = estimate_world([track], FPS)
     wobble = 0.06 * np.sin(np.arange(90) / 3.0)  # a root that bobs up and down by 6 cm (camera y)
     roots[:, 1] += wobble
-    world, (settled,) = place_in_world([joints], [roots], FPS)
+    world, _, (settled,) = place_in_world([joints], [roots], FPS)
     feet = world.to_world(joints + settled[:, None])[:, [3, 6], 1].min(axis=1)
     on_ground = np.ones(90, bool)
     on_ground[38:57] = False
     assert np.abs(feet[on_ground] - ANKLE_HEIGHT_M).max() < 0.03  # within 3 cm (6 before)
     assert feet[47] > ANKLE_HEIGHT_M + 0.3  # still in the air at the top of the jump
-    _, (unsettled,) = place_in_world([joints], [roots], FPS, settle=False)
+    _, _, (unsettled,) = place_in_world([joints], [roots], FPS, settle=False)
     np.testing.assert_allclose(unsettled, roots)
 
 
@@ -179,7 +179,7 @@ def walking_result(tmp_path: Path):
     keypoints = camera.project(walker)
     joints = walker - walker[:, :1]
     roots = root_trajectory(joints, keypoints, np.ones((75, 17)), np.zeros(75, bool), np.arange(75), camera, FPS)
-    world, (roots,) = place_in_world([joints], [roots], FPS)
+    world, _, (roots,) = place_in_world([joints], [roots], FPS)
     track = Track3D(0, np.arange(75), keypoints, np.ones((75, 17)), np.zeros(75, bool), joints_3d=joints,
                     root_camera=roots)
     return LiftResult(VideoInfo(str(tmp_path / "walk.mp4"), FPS, 1280, 720, 75), {"backend": "synthetic"},
@@ -242,3 +242,21 @@ def walk_report(positions: dict[str, np.ndarray], fps: float) -> dict:
             "walking_speed_m_s": float(np.linalg.norm(hips[-1] - hips[-last]) / (last / fps)),
             "standing_ankle_m": float(standing), "feet_on_floor": float(np.mean(np.abs(lower - standing) < 0.05)),
             "skate_cm_per_frame": float(100 * slide.mean()), "skate_cm_s": float(100 * fps * slide.mean())}
+
+
+def test_people_of_unknown_height_are_sized_to_stand_on_the_shared_floor():
+    """Three walkers; one was lifted with a body 15% too big (as if taller than the average
+    body): along the camera's rays it sits 15% too far, below the others' floor. Resizing puts
+    it back at its true place."""
+    rotation, translation = camera_from_world(pitch_deg=20.0, roll_deg=0.0, height_m=3.0)
+    walkers = [walker_in_world(60, (-2.0, -8.0), (1.2, 0.3)) @ rotation.T + translation,
+               walker_in_world(60, (1.5, -12.0), (-0.4, 1.3), 0.3) @ rotation.T + translation,
+               walker_in_world(60, (0.0, -6.0), (0.0, -1.0), 0.6) @ rotation.T + translation]
+    seen = [w * k for w, k in zip(walkers, (1.0, 1.0, 1.15))]
+    joints, roots = [w - w[:, :1] for w in seen], [w[:, 0] for w in seen]
+    world, scales, placed = place_in_world(joints, roots, FPS, resize=True)
+    np.testing.assert_allclose(scales, [1.0, 1.0, 1 / 1.15], atol=0.01)
+    np.testing.assert_allclose(placed[2], walkers[2][:, 0], atol=0.03)
+    assert world.camera_height_m == pytest.approx(3.0, abs=0.03)
+    _, same, _ = place_in_world(joints, roots, FPS)  # resize=False (a height was given)
+    assert same == [1.0, 1.0, 1.0]
