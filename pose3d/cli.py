@@ -94,7 +94,7 @@ def lift(
     height: Optional[float] = typer.Option(None, "--height", help="The person's height in metres (default: average Human3.6M body)."),
     focal: Optional[float] = typer.Option(None, "--focal", help="The camera's focal length in pixels (default: the larger image side); places people in depth."),
     fov: Optional[float] = typer.Option(None, "--fov", help="Instead of --focal: the camera's field of view across the larger image side, degrees."),
-    up: str = typer.Option("y", "--up", help="The world's up axis in joints_world: y (x right, z towards the camera) or z (y away from the camera)."),
+    up: str = typer.Option("y", "--up", help="The world's up axis in joints_world and --bvh: y (x right, z towards the camera) or z (y away from the camera)."),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Flip averaging (slower, more accurate)."),
     postprocess: bool = typer.Option(True, "--postprocess/--raw", help="Smoothing, constant bone lengths and floor contact."),
     max_gap: float = typer.Option(0.5, "--max-gap", help="Seconds a person may go undetected and be filled in by interpolation (marked); a longer gap splits the track."),
@@ -160,7 +160,7 @@ def lift(
         result = lift_video(source, lifter, settings, fps=fps)
     write_result(result, output)
     if bvh is not None:
-        write_result(result, bvh, track_id=person)
+        write_result(result, bvh, track_id=person, bvh_options={"up": up})
     seconds = time.perf_counter() - started
     frames = result.video.num_frames
     ids = ", ".join(str(t.id) for t in result.tracks)

@@ -20,6 +20,10 @@ The steps (pose3d.lift runs them after lifting):
    person in every frame where it is low and slow (a foot on the ground), with a weak prior
    towards the people's own up direction (a single person walking in a line only fixes the
    floor's slope along the line). The plane gives the camera's pitch, roll and height.
+4. :func:`place_in_world` (what pose3d.lift calls): the floor, then, for several people of
+   unknown height, each scaled along the camera's rays so that their feet stand on it
+   (:func:`size_from_floor`), then each root moved along the world's up so that planted feet
+   stand on the floor (:func:`settle_on_floor`).
 """
 
 from __future__ import annotations
