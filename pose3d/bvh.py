@@ -409,8 +409,10 @@ def write_bvh(path: str | Path, joints_m, fps: float, *, root_m=None, up: str = 
     joints_m: (N, 17, 3) metres, root-relative, camera axes (x right, y down, z away).
     fps: frames per second (Frame Time = 1 / fps).
     root_m: optional (N, 3) pelvis positions, camera axes, metres, over a floor through the
-        origin (Track3D.root_positions()); None or all zeros: the pelvis stays above the origin
-        at the track's median standing height (lower ankle 8 cm above the floor).
+        origin (pose3d.export passes the root in camera space plus the camera's height along the
+        floor's up, with person_up = the floor's up: the root in the video's world; older results,
+        Track3D.root_positions()); None or all zeros: the pelvis stays above the origin at the
+        track's median standing height (lower ankle 8 cm above the floor).
     up: "y" (Y up, facing +Z; Blender's importer with its default options, most tools) or
         "z" (Z up, facing -Y; tools that read Z-up files, Blender with Forward Y / Up Z).
     units: "m" or "cm" (Unreal, MotionBuilder, Maya default).

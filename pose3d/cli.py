@@ -103,6 +103,9 @@ def lift(
     person: Optional[int] = typer.Option(None, "--person", help="Lift the track with this id instead of the main person (ids: see --all-people)."),
     all_people: bool = typer.Option(False, "--all-people", help="Lift every person found, each with a stable id."),
     height: Optional[float] = typer.Option(None, "--height", help="The person's height in metres (default: average Human3.6M body)."),
+    focal: Optional[float] = typer.Option(None, "--focal", help="The camera's focal length in pixels (default: the larger image side); places people in depth."),
+    fov: Optional[float] = typer.Option(None, "--fov", help="Instead of --focal: the camera's field of view across the larger image side, degrees."),
+    up: str = typer.Option("y", "--up", help="The world's up axis in joints_world and --bvh: y (x right, z towards the camera) or z (y away from the camera)."),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Flip averaging (slower, more accurate)."),
     postprocess: bool = typer.Option(True, "--postprocess/--raw", help="Smoothing, constant bone lengths and floor contact."),
     max_gap: float = typer.Option(0.5, "--max-gap", help="Seconds a person may go undetected and be filled in by interpolation (marked); a longer gap splits the track."),
@@ -144,7 +147,7 @@ def lift(
         options["device"] = "cuda" if device != DeviceChoice.cpu and _cuda() else "cpu"
     settings = LiftSettings(backend=backend.value, backend_options=options, people="all" if all_people else "main",
                             person=person, height_m=height, flip=flip, postprocess=postprocess,
-                            max_gap_seconds=max_gap, batch_size=batch_size).check()
+                            max_gap_seconds=max_gap, batch_size=batch_size, focal_px=focal, fov_deg=fov, up=up).check()
 
     if source is not None and keypoints is None and source.is_dir() and not any(
             p.suffix.lower() in IMAGE_EXTENSIONS for p in source.iterdir() if p.is_file()):
@@ -185,7 +188,7 @@ def lift(
         result = lift_video(source, lifter, settings, fps=fps)
     write_result(result, output)
     if bvh is not None:
-        write_result(result, bvh, track_id=person)
+        write_result(result, bvh, track_id=person, bvh_options={"up": up})
     seconds = time.perf_counter() - started
     frames = result.video.num_frames
     ids = ", ".join(str(t.id) for t in result.tracks)

@@ -20,13 +20,17 @@ from .errors import InputError
 from .io_utils import atomic_output
 from .skeleton import BONES, JOINT_NAMES, NUM_JOINTS
 from .tracks import LiftResult, Track3D, VideoInfo
+from .trajectory import CameraModel, WorldFrame
 
 log = logging.getLogger(__name__)
 
 FORMAT = "pose3d-result"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: camera model, root_camera, world frame and joints_world (version 1 files still read)
 UNITS = {"keypoints_2d": "pixels of the source frame (x right, y down, origin top-left) and confidence in [0, 1]",
          "joints_3d": "metres, root-relative (pelvis at 0), camera axes: x right, y down, z away from the camera",
+         "root_camera": "metres, the pelvis in camera space (camera at 0, the axes of joints_3d)",
+         "joints_world": "metres, the world shared by all tracks: floor at 0, up along camera.world.up "
+                         "(y: x right, y up, z towards the camera; z: x right, y away, z up)",
          "up": "the person's up direction, a unit vector in camera axes",
          "root_height": "metres from the floor (under the lower foot) up to the pelvis"}
 RESULT_SUFFIXES = (".json", ".npz")
@@ -52,19 +56,41 @@ def result_header(result: LiftResult) -> dict:
         "keypoints_2d": result.keypoints_2d, "model": result.model, "postprocess": result.postprocess,
         "timings": result.timings, "units": UNITS,
         "joint_names": list(JOINT_NAMES), "bones": [list(b) for b in BONES], "main_track": result.main_track,
+        **({"camera": camera_json(result)} if result.camera is not None else {}),
     }
 
 
-def _track_json(track: Track3D) -> dict:
+def camera_json(result: LiftResult) -> dict:
+    """The header's ``camera`` block: intrinsics and, when estimated, the world frame."""
+    out = result.camera.to_json()
+    if result.world is not None:
+        out["world"] = result.world.to_json()
+    return out
+
+
+def joints_world(result: LiftResult, track: Track3D) -> np.ndarray | None:
+    """(N, 17, 3) the track's joints in the shared world (metres), or None without one."""
+    if result.world is None or track.root_camera is None:
+        return None
+    return result.world.to_world(track.joints_camera())
+
+
+def _track_json(track: Track3D, world: np.ndarray | None) -> dict:
     kp = np.concatenate([track.keypoints, track.scores[..., None]], axis=-1)
     kp = _rounded(kp, 3)
     j3 = _rounded(track.joints_3d, 4)
     heights = None if track.root_height_m is None else _rounded(track.root_height_m, 4)
+    roots = None if track.root_camera is None else _rounded(track.root_camera, 4)
+    world = None if world is None else _rounded(world, 4)
     frames = []
     for i, frame in enumerate(track.frames.tolist()):
         entry = {"frame": frame, "interpolated": bool(track.interpolated[i]), "keypoints_2d": kp[i], "joints_3d": j3[i]}
         if heights is not None:
             entry["root_height"] = heights[i]
+        if roots is not None:
+            entry["root_camera"] = roots[i]
+        if world is not None:
+            entry["joints_world"] = world[i]
         frames.append(entry)
     out = {"id": int(track.id), "num_frames": len(track), "scale": round(track.scale, 6), "quality": track.quality}
     if track.up is not None:
@@ -74,7 +100,7 @@ def _track_json(track: Track3D) -> dict:
 
 
 def write_json(result: LiftResult, path: str | Path) -> None:
-    payload = {**result_header(result), "tracks": [_track_json(t) for t in result.tracks]}
+    payload = {**result_header(result), "tracks": [_track_json(t, joints_world(result, t)) for t in result.tracks]}
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(payload, separators=(",", ":")))
 
@@ -82,7 +108,8 @@ def write_json(result: LiftResult, path: str | Path) -> None:
 # --------------------------------------------------------------------------- npz
 def write_npz(result: LiftResult, path: str | Path) -> None:
     """Arrays per track ``t{id}_*``: frames (N,), keypoints_2d (N, 17, 3), joints_3d (N, 17, 3),
-    interpolated (N,), root_height (N,) and up (3,) when estimated; ``meta``: the JSON header."""
+    interpolated (N,), root_height (N,) and up (3,) when estimated, root_camera (N, 3) and
+    joints_world (N, 17, 3) when known; ``meta``: the JSON header (with the camera block)."""
     arrays = {"meta": np.array(json.dumps({**result_header(result), "track_ids": [t.id for t in result.tracks],
                                            "track_info": {str(t.id): {"scale": t.scale, "quality": t.quality}
                                                           for t in result.tracks}}))}
@@ -92,20 +119,33 @@ def write_npz(result: LiftResult, path: str | Path) -> None:
                        f"t{t.id}_joints_3d": t.joints_3d.astype(np.float32)})
         if t.up is not None:
             arrays.update({f"t{t.id}_up": t.up, f"t{t.id}_root_height": t.root_height_m})
+        if t.root_camera is not None:
+            arrays[f"t{t.id}_root_camera"] = t.root_camera.astype(np.float32)
+        world = joints_world(result, t)
+        if world is not None:
+            arrays[f"t{t.id}_joints_world"] = world.astype(np.float32)
     with atomic_output(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, **arrays)
 
 
 # --------------------------------------------------------------------------- CSV
 def write_csv(result: LiftResult, path: str | Path) -> None:
-    """One row per track and frame: track, frame, time_s, interpolated, <joint>_x/_y/_z (metres)."""
+    """One row per track and frame: track, frame, time_s, interpolated, <joint>_x/_y/_z (metres,
+    root-relative, camera axes); with a trajectory also root_camera_x/_y/_z and
+    <joint>_world_x/_y/_z (the shared world, pose3d.trajectory)."""
+    with_world = all(joints_world(result, t) is not None for t in result.tracks)
     header = ["track", "frame", "time_s", "interpolated"] + [f"{n}_{a}" for n in JOINT_NAMES for a in "xyz"]
+    if with_world:
+        header += [f"root_camera_{a}" for a in "xyz"] + [f"{n}_world_{a}" for n in JOINT_NAMES for a in "xyz"]
     with atomic_output(path) as tmp:
         with open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(header)
             for t in result.tracks:
-                flat = np.round(t.joints_3d.reshape(len(t), -1).astype(float), 5)
+                columns = [t.joints_3d.reshape(len(t), -1)]
+                if with_world:
+                    columns += [t.root_camera, joints_world(result, t).reshape(len(t), -1)]
+                flat = np.round(np.concatenate(columns, axis=1).astype(float), 5)
                 for i, frame in enumerate(t.frames.tolist()):
                     writer.writerow([t.id, frame, round(frame / result.video.fps, 4), int(t.interpolated[i]),
                                      *flat[i].tolist()])
@@ -154,11 +194,16 @@ def _track_from_json(t: dict) -> Track3D:
         raise ValueError(f"track {t['id']} has non-finite coordinates")
     heights = [f.get("root_height") for f in frames]
     has_floor = "up" in t and all(h is not None for h in heights)
+    roots = None
+    if frames and all("root_camera" in f for f in frames):  # schema version 2
+        roots = np.asarray([f["root_camera"] for f in frames], dtype=float).reshape(len(frames), 3)
+        if not np.isfinite(roots).all():
+            raise ValueError(f"track {t['id']} has non-finite root positions")
     return Track3D(int(t["id"]), np.asarray([f["frame"] for f in frames], dtype=int), kp[..., :2], kp[..., 2],
                    np.asarray([bool(f.get("interpolated", False)) for f in frames]), joints_3d=j3,
                    up=np.asarray(t["up"], float) if has_floor else None,
                    root_height_m=np.asarray(heights, float) if has_floor else None,
-                   scale=float(t.get("scale", 1.0)), quality=dict(t.get("quality", {})))
+                   scale=float(t.get("scale", 1.0)), quality=dict(t.get("quality", {})), root_camera=roots)
 
 
 def _read_npz(path: Path) -> LiftResult:
@@ -176,7 +221,9 @@ def _read_npz(path: Path) -> LiftResult:
                                   joints_3d=arrays[f"t{tid}_joints_3d"].astype(float),
                                   up=arrays[f"t{tid}_up"] if has_floor else None,
                                   root_height_m=arrays[f"t{tid}_root_height"] if has_floor else None,
-                                  scale=float(info.get("scale", 1.0)), quality=info.get("quality", {})))
+                                  scale=float(info.get("scale", 1.0)), quality=info.get("quality", {}),
+                                  root_camera=arrays[f"t{tid}_root_camera"].astype(float)
+                                  if f"t{tid}_root_camera" in arrays else None))
     except InputError:
         raise
     except Exception as exc:  # zip, key, shape and JSON errors alike
@@ -193,9 +240,16 @@ def _result_from(header: dict, tracks: list[Track3D], path: Path) -> LiftResult:
         raise InputError(f"{path}: malformed \"video\" entry ({type(exc).__name__}: {exc})") from None
     if not (video.fps > 0 and video.width > 0 and video.height > 0):
         raise InputError(f"{path}: video fps and size must be positive")
+    camera = world = None
+    if "camera" in header:  # schema version 2
+        try:
+            camera = CameraModel.from_json(header["camera"], video.width, video.height)
+            world = WorldFrame.from_json(header["camera"]["world"]) if "world" in header["camera"] else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{path}: malformed \"camera\" entry ({type(exc).__name__}: {exc})") from None
     return LiftResult(video=video, keypoints_2d=header.get("keypoints_2d", {}), model=header.get("model", {}),
                       tracks=tracks, main_track=header.get("main_track"), postprocess=header.get("postprocess", {}),
-                      timings=header.get("timings", {}))
+                      timings=header.get("timings", {}), camera=camera, world=world)
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -225,7 +279,13 @@ def write_result(result: LiftResult, path: str | Path, *, track_id: int | None =
         from .bvh import write_bvh
 
         track = select_track(result, track_id)
-        write_bvh(path, track.joints_3d, result.video.fps, root_m=track.root_positions(), person_up=track.up,
-                  **(bvh_options or {}))
+        if result.world is not None and track.root_camera is not None:
+            # the shared world: the root over the floor, the scene turned so that the floor is level
+            up = result.world.up_camera
+            write_bvh(path, track.joints_3d, result.video.fps, root_m=track.root_camera + result.world.camera_height_m * up,
+                      person_up=up, **(bvh_options or {}))
+        else:
+            write_bvh(path, track.joints_3d, result.video.fps, root_m=track.root_positions(), person_up=track.up,
+                      **(bvh_options or {}))
     else:
         raise InputError(f"{path}: unknown output type {suffix or '(none)'}; use .json, .npz, .csv or .bvh")

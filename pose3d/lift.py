@@ -8,9 +8,12 @@
 3. units -> metres: each frame's scale is chosen so its bone lengths sum to those of the
    reference body (the training subjects' mean, or that body rescaled to ``height_m``),
    smoothed over time (pose3d.codec.scales_from_bone_lengths);
-4. optional post-processing (pose3d.postprocess) and quality figures.
+4. optional post-processing (pose3d.postprocess) and quality figures;
+5. where the person is (pose3d.trajectory): the root in camera space from the 2D keypoints
+   and the metric pose under the video's camera model.
 
-Output joints are root-relative metres in camera axes (pose3d.tracks).
+Output joints are root-relative metres in camera axes, with each track's root positions in
+camera space and one world frame (floor level at 0) for the whole video (pose3d.tracks).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import codec, postprocess
+from . import codec, postprocess, trajectory
 from .devices import choose_device
 from .errors import DependencyError, InputError
 from .lifting import predict_sequence
@@ -51,6 +54,9 @@ class LiftSettings:
     postprocess: bool = True        # smoothing + constant bone lengths + floor
     max_gap_seconds: float = 0.5    # longer gaps split a track
     batch_size: int = 8             # windows per forward pass
+    focal_px: float | None = None   # the camera's focal length (default: max(width, height))
+    fov_deg: float | None = None    # ... or its field of view across the larger image side
+    up: str = "y"                   # the world's up axis in the output: y or z
 
     def check(self) -> "LiftSettings":
         if self.people not in ("main", "all"):
@@ -62,7 +68,14 @@ class LiftSettings:
             raise InputError(f"--max-gap is in seconds and must lie in (0, {MAX_GAP_SECONDS:g}], not {self.max_gap_seconds}")
         if self.batch_size < 1:
             raise InputError("--batch-size must be at least 1")
+        if self.up not in ("y", "z"):
+            raise InputError(f"--up must be 'y' or 'z', not {self.up!r}")
+        self.camera(1, 1)  # checks --focal / --fov
         return self
+
+    def camera(self, width: int, height: int) -> trajectory.CameraModel:
+        """The camera model of a ``width`` x ``height`` video under these settings."""
+        return trajectory.CameraModel.for_video(width, height, focal_px=self.focal_px, fov_deg=self.fov_deg)
 
 
 def choose_frame_step(video_fps: float, trained_fps: list[float], tolerance: float = 1.3) -> int:
@@ -104,8 +117,10 @@ class Lifter:
             return self.reference_bones
         return self.reference_bones * (height_m / standing_height(self.reference_bones))
 
-    def lift(self, track: Track2D, video: VideoInfo, settings: LiftSettings) -> Track3D:
-        """One 2D track (pixels) -> a Track3D (metres)."""
+    def lift(self, track: Track2D, video: VideoInfo, settings: LiftSettings,
+             camera: trajectory.CameraModel | None = None) -> Track3D:
+        """One 2D track (pixels) -> a Track3D (metres), with its root in camera space under
+        ``camera`` (default: the settings' camera model for the video)."""
         normalised = codec.normalize_2d_person(track.keypoints.astype(np.float32))
         step = choose_frame_step(video.fps, self.trained_fps)
         pred = predict_sequence(self.model, normalised, clip_frames=self.clip_frames, flip=settings.flip,
@@ -118,9 +133,11 @@ class Lifter:
             joints = postprocess.postprocess(joints, video.fps)
             up, root_height = postprocess.ground_contact(joints)
         quality = {**postprocess.quality(joints, video.fps), "raw": raw_quality, "frame_step": step}
+        root = trajectory.root_trajectory(joints, track.keypoints, track.scores, track.interpolated, track.frames,
+                                          camera or settings.camera(video.width, video.height), video.fps)
         return Track3D(track.id, track.frames, track.keypoints, track.scores, track.interpolated,
                        joints_3d=joints.astype(np.float32), up=up, root_height_m=root_height,
-                       scale=float(np.median(scales)), quality=quality)
+                       scale=float(np.median(scales)), quality=quality, root_camera=root)
 
     def lift_all(self, tracks: list[Track2D], video: VideoInfo, settings: LiftSettings) -> list[Track3D]:
         out = []
@@ -136,6 +153,14 @@ def _result(video: VideoInfo, keypoints_2d: dict, lifter: Lifter, tracks: list[T
             settings: LiftSettings, timings: dict) -> LiftResult:
     started = time.perf_counter()
     lifted = lifter.lift_all(tracks, video, settings)
+    world = None
+    if lifted:
+        world, scales, roots = trajectory.place_in_world(
+            [t.joints_3d for t in lifted], [t.root_camera for t in lifted], video.fps, settings.up,
+            valid=[~t.interpolated for t in lifted], settle=settings.postprocess, resize=settings.height_m is None)
+        for track, size, root in zip(lifted, scales, roots):
+            _resize(track, size)
+            track.root_camera = root
     timings["lift_s"] = time.perf_counter() - started
     model = {**lifter.describe(), "flip": settings.flip}
     if settings.height_m is not None:
@@ -143,9 +168,21 @@ def _result(video: VideoInfo, keypoints_2d: dict, lifter: Lifter, tracks: list[T
     post = {"enabled": settings.postprocess}
     if settings.postprocess:
         post.update(smoothing_sigma_s=postprocess.SMOOTH_SECONDS, bone_lengths="median of the track",
-                    floor="under the lower foot, per frame")
+                    floor="under the lower foot, per frame", feet_on_floor="planted feet settled on the shared floor")
     return LiftResult(video=video, keypoints_2d=keypoints_2d, model=model, tracks=lifted, main_track=main_id,
-                      postprocess=post, timings={k: round(v, 3) for k, v in timings.items()})
+                      postprocess=post, timings={k: round(v, 3) for k, v in timings.items()},
+                      camera=settings.camera(video.width, video.height), world=world)
+
+
+def _resize(track: Track3D, size: float) -> None:
+    """Scale a track's body by ``size`` (pose3d.trajectory.size_from_floor: the size at which its
+    feet stand on the floor the video's people share)."""
+    if size == 1.0:
+        return
+    track.joints_3d = (track.joints_3d * size).astype(np.float32)
+    track.root_height_m = None if track.root_height_m is None else track.root_height_m * size
+    track.scale /= size
+    track.quality["size_from_floor"] = round(size, 4)
 
 
 def lift_video(path: str | Path, lifter: Lifter, settings: LiftSettings = LiftSettings(), *,

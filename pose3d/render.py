@@ -7,10 +7,13 @@ Each output frame has two panels of the same height:
   :data:`LOW_SCORE` confidence are faded; interpolated frames are grey and labelled "interp";
   the track id sits above the head;
 * right: a square 3D view drawn with OpenCV through a fixed perspective camera looking slightly
-  down from the front-right, over a ground grid; the person's up direction (``Track3D.up`` when
-  post-processing estimated it, else the camera's up) points up and each track stands on its
-  own floor (the 5th percentile of its lower-foot height, so the grid does not jump). Joints
-  are root-relative, so people move in place; several tracks stand side by side, in their
+  down from the front-right, over a ground grid. With a world frame (pose3d.trajectory, results
+  of schema version 2) every person stands where they are, on the floor found for the video,
+  with a trail of where their pelvis has been over the floor, and the video's camera is drawn
+  as a small pyramid where it stood. Without one (older files) joints are root-relative: the
+  person's up direction (``Track3D.up`` when post-processing estimated it, else the camera's up)
+  points up, each track stands on its own floor (the 5th percentile of its lower-foot height,
+  so the grid does not jump) and moves in place; several tracks stand side by side, in their
   left-to-right order in the video (tracks that never overlap in time share a place).
 
 Everything that does not change from frame to frame (the 3D panel's background, grid and
@@ -38,6 +41,7 @@ from .postprocess import FEET
 from .progress import progress_bar
 from .skeleton import ANKLE_HEIGHT_M, BONES, JOINT_NAMES, bone_side, side
 from .tracks import LiftResult, Track3D
+from .trajectory import WorldFrame
 from .video import FrameSource, VideoWriter, open_source
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,9 @@ FLOOR_COLOUR = (40, 43, 51)
 SHADOW_COLOUR = (33, 35, 42)
 SHADOW_RADIUS_M = 0.22
 GRID_COLOUR = (72, 77, 90)
+TRAIL_COLOUR = (215, 195, 110)
+CAMERA_COLOUR = (150, 155, 170)
+CAMERA_SIZE_M = 0.3
 
 ELEVATION_DEG = 20.0              # the 3D view looks this far down ...
 AZIMUTH_DEG = 35.0                # ... from this far right of the video camera's direction
@@ -89,6 +96,13 @@ def _standing_joints(track: Track3D) -> np.ndarray:
     floor = np.percentile(lower_foot, FLOOR_PERCENTILE) - ANKLE_HEIGHT_M  # the foot joint is the ankle
     world[..., 2] -= floor
     return world
+
+
+def _placed_joints(track: Track3D, world: WorldFrame) -> np.ndarray:
+    """(N, 17, 3) joints where the person stands in the video's world, in the view's axes
+    (x right, y away from the video camera, z up; the found floor at z = 0)."""
+    placed = WorldFrame(world.rotation, world.camera_height_m, "z").to_world(track.joints_camera())
+    return np.nan_to_num(placed)
 
 
 def _places(tracks: list[Track3D]) -> list[int]:
@@ -198,6 +212,7 @@ class _TrackDrawing:
     points_3d: np.ndarray      # (N, 17, 2) int32 fixed-point, right-panel pixels
     shadow_3d: np.ndarray      # (N, 16, 2) int32 fixed-point: a disc on the floor under the pelvis
     bone_order_3d: np.ndarray  # (N, 16) bones from far to near
+    trail_3d: np.ndarray | None = None  # (N, 2) int32 fixed-point: the pelvis over the floor, with a world
 
 
 class _Renderer:
@@ -216,8 +231,12 @@ class _Renderer:
         self.caption_y = 10 + self.font_px
 
         sx, sy = self.left_width / v.width, height / v.height
-        offsets = _places(tracks)
-        standing = [_standing_joints(t) + [dx * TRACK_SPACING_M, 0, 0] for t, dx in zip(tracks, offsets)]
+        self.world = result.world if all(t.root_camera is not None for t in tracks) else None
+        if self.world is not None:
+            standing = [_placed_joints(t, self.world) for t in tracks]
+        else:
+            offsets = _places(tracks)
+            standing = [_standing_joints(t) + [dx * TRACK_SPACING_M, 0, 0] for t, dx in zip(tracks, offsets)]
         self.camera = _ViewCamera.framing(np.concatenate([s.reshape(-1, 3) for s in standing]), height)
         self.tracks = [self._prepare(t, w, sx, sy) for t, w in zip(tracks, standing)]
         self.background_3d = self._background_3d(standing)
@@ -237,10 +256,11 @@ class _Renderer:
         angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
         disc = SHADOW_RADIUS_M * np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], -1)
         shadow, _ = self.camera.project(standing[:, None, 0] * [1, 1, 0] + disc)
+        trail = _fixed_point(self.camera.project(standing[:, 0] * [1, 1, 0])[0]) if self.world is not None else None
         return _TrackDrawing(int(track.id), row_of_frame, _fixed_point(keypoints),
                              finite & (np.nan_to_num(track.scores) >= LOW_SCORE), track.interpolated.astype(bool),
                              np.round(label).astype(int), _fixed_point(pixels_3d), _fixed_point(shadow),
-                             np.argsort(-bone_depth, axis=1))
+                             np.argsort(-bone_depth, axis=1), trail)
 
     def _background_3d(self, standing: list[np.ndarray]) -> np.ndarray:
         """The 3D panel without people: floor, grid and legend."""
@@ -258,11 +278,27 @@ class _Renderer:
         for (a, b), (da, db) in zip(_fixed_point(pixels), depth):
             if min(da, db) > 0.1:
                 cv2.line(panel, tuple(a), tuple(b), GRID_COLOUR, 1, cv2.LINE_AA, SHIFT)
+        if self.world is not None:
+            self._draw_video_camera(panel)
         x, y = 8, self.height - 10
         for name in ("left", "right"):
             cv2.line(panel, (x, y - 4), (x + 18, y - 4), COLOURS[name], 3, cv2.LINE_AA)
             x = self._text(panel, name, (x + 24, y), TEXT_COLOUR) + 14
         return panel
+
+    def _draw_video_camera(self, panel: np.ndarray) -> None:
+        """The video's camera where it stood: a small pyramid from its centre along its view."""
+        to_view = WorldFrame(self.world.rotation, self.world.camera_height_m, "z")
+        half = 0.5 * CAMERA_SIZE_M
+        corners = np.array([[-half, -half * 0.6, CAMERA_SIZE_M], [half, -half * 0.6, CAMERA_SIZE_M],
+                            [half, half * 0.6, CAMERA_SIZE_M], [-half, half * 0.6, CAMERA_SIZE_M]])
+        points = to_view.to_world(np.concatenate([[[0.0, 0.0, 0.0]], corners]))
+        pixels, depth = self.camera.project(points)
+        if (depth <= 0.1).any():
+            return
+        p = _fixed_point(pixels)
+        for a, b in [(0, 1), (0, 2), (0, 3), (0, 4), (1, 2), (2, 3), (3, 4), (4, 1)]:
+            cv2.line(panel, tuple(p[a]), tuple(p[b]), CAMERA_COLOUR, 1, cv2.LINE_AA, SHIFT)
 
     def _text(self, image: np.ndarray, text: str, origin: tuple[int, int], colour, outline: bool = False) -> int:
         """Draws ``text`` with its baseline at ``origin``; returns the x where it ends."""
@@ -326,6 +362,9 @@ class _Renderer:
     def _draw_3d(self, image: np.ndarray, track: _TrackDrawing, row: int) -> None:
         points = track.points_3d[row]
         interpolated = bool(track.interpolated[row])
+        if track.trail_3d is not None and row > 0:
+            cv2.polylines(image, [track.trail_3d[: row + 1]], False, TRAIL_COLOUR, max(1, self.line_3d - 1), cv2.LINE_AA,
+                          SHIFT)
         cv2.fillConvexPoly(image, track.shadow_3d[row], SHADOW_COLOUR, cv2.LINE_AA, SHIFT)
         for k in track.bone_order_3d[row]:
             parent, child = BONES[k]

@@ -5,15 +5,21 @@ Units and axes at these boundaries:
   confidence in [0, 1]. Joint order: pose3d.skeleton (Human3.6M-17).
 * 3D joints: metres, root-relative (joint 0, the pelvis, at the origin), camera axes:
   x right, y down, z away from the camera.
+* Root positions: metres, camera space (the camera at the origin, the same axes); the world
+  frame (floor level at 0) is a pose3d.trajectory.WorldFrame.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .skeleton import NUM_JOINTS
+
+if TYPE_CHECKING:
+    from .trajectory import CameraModel, WorldFrame
 
 
 @dataclass
@@ -58,6 +64,8 @@ class Track3D(Track2D):
     scale: the median over the track of the network's normalised units per metre (the
     conversion to metres uses one scale per frame; pose3d.codec.scales_from_bone_lengths).
     quality: figures such as jitter and bone-length variation (pose3d.postprocess.quality).
+    root_camera: (N, 3) the pelvis in camera space, metres (pose3d.trajectory), or None (files
+    written before schema version 2).
     """
 
     joints_3d: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_JOINTS, 3)))
@@ -65,6 +73,11 @@ class Track3D(Track2D):
     root_height_m: np.ndarray | None = None
     scale: float = 1.0
     quality: dict = field(default_factory=dict)
+    root_camera: np.ndarray | None = None
+
+    def joints_camera(self) -> np.ndarray:
+        """(N, 17, 3) joints in camera space (metres); root-relative when no root is known."""
+        return self.joints_3d if self.root_camera is None else self.joints_3d + self.root_camera[:, None, :]
 
     def root_positions(self) -> np.ndarray:
         """(N, 3) pelvis positions over a floor through the origin (camera axes), for exports
@@ -85,3 +98,5 @@ class LiftResult:
     main_track: int | None    # id of the main person, when chosen
     postprocess: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)  # seconds per stage
+    camera: CameraModel | None = None  # the video's intrinsics (None: files before schema version 2)
+    world: WorldFrame | None = None    # floor and world frame shared by all tracks

@@ -13,6 +13,9 @@ EXPECTED.json (written by tests/test_bvh.py):
                   Blender's world (Z up), within `tolerance` (Blender units)
     facing        optional [x, y, z]: the direction the person faces in Blender's world,
                   with forward = (left_hip - right_hip) x up; checked to within 45 degrees
+    dump          optional path: every bone head's world position at every frame is written
+                  there as JSON {"bones": [names], "positions": [frames][bones][3]}, for the
+                  caller to measure (e.g. how far the hips travel)
 
 Always checked at the check frames: head above the pelvis, both ankles below it (Z up).
 Prints one 'blender_check OK: ...' line, or a 'blender_check FAIL: ...' line per failed check
@@ -91,6 +94,14 @@ def main(bvh_path: str, expected_path: str) -> None:
             if err > expected.get("tolerance", 1e-3):
                 failures.append(f"frame {index}: {name} at {tuple(round(v, 4) for v in head[name])}, "
                                 f"expected {tuple(round(v, 4) for v in pos)}")
+    if "dump" in expected:
+        bones = [pb.name for pb in arm.pose.bones]
+        positions = []
+        for index in range(n):
+            scene.frame_set(1 + index)
+            positions.append([list(arm.matrix_world @ arm.pose.bones[name].head) for name in bones])
+        with _open(expected["dump"], "w") as f:
+            json.dump({"bones": bones, "positions": positions}, f)
     for line in failures:
         print("blender_check FAIL:", line)
     if failures:

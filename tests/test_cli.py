@@ -146,6 +146,20 @@ def test_keypoint_files_through_the_cli(tmp_path, capsys, weights):
     assert not (tmp_path / "both.json").exists()
 
 
+def test_camera_options_through_the_cli(tmp_path, capsys, weights):
+    kp = keypoint_file(tmp_path / "k.npz", frames=20)
+    code, err = run(["lift", "--keypoints", kp, "-o", tmp_path / "k.json", "--weights", weights, "--fov", "90",
+                     "--up", "z"], capsys)
+    assert code == 0, err
+    camera = json.loads((tmp_path / "k.json").read_text())["camera"]
+    assert camera["source"] == "fov" and camera["focal_px"] == pytest.approx(320) and camera["world"]["up"] == "z"
+    for options, pattern in ((["--focal", "0"], "--focal"), (["--fov", "179"], "--fov"),
+                             (["--focal", "500", "--fov", "60"], "not both"), (["--up", "x"], "--up")):
+        code, err = run(["lift", "--keypoints", kp, "-o", tmp_path / "bad.json", "--weights", weights, *options], capsys)
+        assert_one_line_error(code, err, 2, pattern)
+        assert not (tmp_path / "bad.json").exists()
+
+
 def test_export_and_render_refuse_corrupt_and_newer_results(tmp_path, capsys, weights):
     kp = keypoint_file(tmp_path / "k.npz", frames=12)
     assert run(["lift", "--keypoints", kp, "-o", tmp_path / "k.json", "--weights", weights], capsys)[0] == 0

@@ -11,7 +11,7 @@ from pose3d.errors import InputError
 from pose3d.export import SCHEMA_VERSION, read_result, schema_path, write_result
 from pose3d.keypoints.files import load_keypoints, parse_size
 from pose3d.lift import Lifter, LiftSettings, choose_frame_step, lift_keypoints
-from pose3d.skeleton import H36M_BONE_LENGTHS_M, JOINT_NAMES, bone_lengths, standing_height
+from pose3d.skeleton import ANKLE_HEIGHT_M, H36M_BONE_LENGTHS_M, JOINT_NAMES, bone_lengths, standing_height
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +157,72 @@ def test_npz_and_csv(result, tmp_path):
     back = read_result(tmp_path / "out.npz")
     np.testing.assert_allclose(back.tracks[0].joints_3d, result.tracks[0].joints_3d, atol=1e-6)
     assert back.video == result.video
+    np.testing.assert_allclose(back.tracks[0].root_camera, result.tracks[0].root_camera, atol=1e-5)
+    np.testing.assert_allclose(back.world.matrix(), result.world.matrix(), atol=1e-5)
+    with np.load(tmp_path / "out.npz") as arrays:
+        np.testing.assert_allclose(arrays["t0_joints_world"], result.world.to_world(result.tracks[0].joints_camera()),
+                                   atol=1e-5)
     write_result(result, tmp_path / "out.csv")
     lines = (tmp_path / "out.csv").read_text().splitlines()
     assert lines[0].startswith("track,frame,time_s,interpolated,hip_x,hip_y,hip_z")
-    assert len(lines) == 61 and len(lines[1].split(",")) == 4 + 17 * 3
+    assert "root_camera_x" in lines[0] and "left_foot_world_z" in lines[0]
+    assert len(lines) == 61 and len(lines[1].split(",")) == 4 + 17 * 3 + 3 + 17 * 3
+
+
+def test_result_has_a_camera_roots_and_a_world(lifter, tmp_path, monkeypatch):
+    """The keypoint file is the walking skeleton 4 m in front of a 600 px camera (640x480).
+    With a lifter that gets the pose right, the default camera (focal 640) puts it 640 / 600 x
+    4 m away, --focal 600 at 4 m, and the floor is under its feet."""
+    monkeypatch.setattr("pose3d.lift.predict_sequence", lambda model, kp, **_: walking_skeleton(len(kp), 30))
+    result = lift_keypoints(keypoint_file(tmp_path / "walk.npz", frames=60), lifter, LiftSettings())
+    track = result.tracks[0]
+    assert result.camera.focal_px == 640 and result.camera.source == "default"
+    assert track.root_camera.shape == (60, 3) and np.isfinite(track.root_camera).all()
+    assert np.median(track.root_camera[:, 2]) == pytest.approx(4.0 * 640 / 600, rel=0.01)
+    feet = result.world.height(track.joints_camera()[:, [3, 6]]).min(axis=1)
+    # the synthetic walk swings stiff legs from a pelvis that never dips: its lower ankle falls
+    # and rises by 11 cm, and the floor goes through the slow (high) turning points of the swing
+    assert feet.max() == pytest.approx(ANKLE_HEIGHT_M, abs=0.02) and feet.min() > ANKLE_HEIGHT_M - 0.13
+    assert result.world.angles()["pitch_deg"] == pytest.approx(0, abs=1)  # the keypoints' camera is level
+    path = tmp_path / "out.json"
+    write_result(result, path)
+    payload = json.loads(path.read_text())
+    assert payload["schema_version"] == 2 and payload["camera"]["world"]["up"] == "y"
+    frame = payload["tracks"][0]["frames"][5]
+    assert len(frame["root_camera"]) == 3 and len(frame["joints_world"]) == 17
+    back = read_result(path)
+    np.testing.assert_allclose(back.tracks[0].root_camera, track.root_camera, atol=1e-4)
+    assert back.camera.focal_px == 640
+    np.testing.assert_allclose(back.world.to_world(back.tracks[0].joints_camera()), frame_world(payload), atol=2e-4)
+    z_up = lift_keypoints(keypoint_file(tmp_path / "walk.npz", frames=20), lifter,
+                          LiftSettings(up="z", focal_px=600))
+    assert z_up.camera.focal_px == 600 and z_up.world.up == "z"
+    assert np.median(z_up.tracks[0].root_camera[:, 2]) == pytest.approx(4.0, rel=0.01)
+    assert np.median(z_up.world.to_world(z_up.tracks[0].joints_camera())[:, 10, 2]) > 1.4  # the head is up
+
+
+def frame_world(payload) -> np.ndarray:
+    return np.asarray([f["joints_world"] for f in payload["tracks"][0]["frames"]])
+
+
+def test_version_1_results_still_read(result, tmp_path):
+    """A file written before the trajectory (schema version 1) reads back without one, and its
+    BVH keeps the old root (height above the person's own floor)."""
+    path = tmp_path / "old.json"
+    write_result(result, path)
+    payload = json.loads(path.read_text())
+    payload["schema_version"] = 1
+    del payload["camera"]
+    for t in payload["tracks"]:
+        for f in t["frames"]:
+            del f["root_camera"], f["joints_world"]
+    path.write_text(json.dumps(payload))
+    old = read_result(path)
+    assert old.camera is None and old.world is None and old.tracks[0].root_camera is None
+    np.testing.assert_allclose(old.tracks[0].joints_3d, result.tracks[0].joints_3d, atol=1e-4)
+    write_result(old, tmp_path / "old.bvh")
+    write_result(old, tmp_path / "old.csv")
+    assert len((tmp_path / "old.csv").read_text().splitlines()[1].split(",")) == 4 + 17 * 3
 
 
 def test_results_of_a_newer_schema_or_corrupt_are_refused(result, tmp_path):

@@ -201,3 +201,27 @@ def test_captions_are_drawn_and_clipped_at_the_image_edges(two_people):
     image = np.zeros((40, 60, 3), np.uint8)
     end = renderer._text(image, "frame 12", (40, 10), (255, 255, 255), outline=True)
     assert abs(end - (40 + advance)) <= 3 and image.max() == 255  # drawn, running off the right and top edges
+
+
+def test_people_stand_where_they_are_in_one_world(two_people, tmp_path):
+    """With a world frame (schema version 2) the 3D view places everyone at their root on the
+    one floor: a person 2 m further away is drawn further away, both on the floor, with trails."""
+    from pose3d.render import TRAIL_COLOUR, _placed_joints, _Renderer
+    from pose3d.trajectory import WorldFrame, world_rotation
+
+    near, far = two_people.tracks
+    near.root_camera = np.tile([-0.6, 0.7, 4.0], (len(near), 1)) + np.linspace(0, 1, len(near))[:, None] * [1, 0, 0]
+    far.root_camera = np.tile([0.6, 0.7, 6.0], (len(far), 1))
+    two_people.world = WorldFrame(world_rotation([0.0, -1.0, 0.0]), 1.6)  # level camera 1.6 m up
+    renderer = _Renderer(two_people, two_people.tracks, 360)
+    assert renderer.world is not None
+    placed = [_placed_joints(t, two_people.world) for t in two_people.tracks]
+    assert placed[0][:, 0, 1].mean() == pytest.approx(4.0) and placed[1][:, 0, 1].mean() == pytest.approx(6.0)
+    for p in placed:  # ankles near the floor (the pelvis is 0.7 m below a 1.6 m camera, legs 0.88 m)
+        assert p[:, 3, 2].min() == pytest.approx(0.02, abs=0.01)
+    out = tmp_path / "world.mp4"
+    render_video(two_people, out, size=360)
+    frames, _ = read_video(out)
+    right = frames[:, :, 480:].astype(int)
+    trail = (np.abs(right - TRAIL_COLOUR).max(axis=-1) < 60).sum(axis=(1, 2))
+    assert trail[-1] > 2 * trail[5] + 20  # the near person's trail grows as they move sideways
