@@ -37,6 +37,7 @@ class DeviceChoice(str, Enum):
 class ScanChoice(str, Enum):
     auto = "auto"
     torch = "torch"
+    chunked = "chunked"
     fused = "fused"
     mamba_ssm = "mamba-ssm"
 
@@ -53,7 +54,7 @@ class ValChoice(str, Enum):
 
 
 DEVICE_OPTION = typer.Option(DeviceChoice.auto, "--device", help="Where the lifter runs.")
-SCAN_OPTION = typer.Option(ScanChoice.auto, "--scan", help="Selective scan backend (auto: fused kernel on CPU, mamba-ssm on CUDA when installed).")
+SCAN_OPTION = typer.Option(ScanChoice.auto, "--scan", help="Selective scan backend (auto: fused kernel on CPU, mamba-ssm on CUDA when installed, else chunked).")
 
 
 # --------------------------------------------------------------------------- info
