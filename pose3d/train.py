@@ -32,7 +32,7 @@ from .devices import choose_device
 from .errors import InputError
 from .evaluate import evaluate_sequences, test_sequences
 from .io_utils import check_writable_dir
-from .losses import DEFAULT_WEIGHTS, training_loss
+from .losses import DEFAULT_WEIGHTS, means, training_loss
 from .model import PRESETS, PoseMamba, PoseMambaConfig, build_model, lengthened, preset_config, widened
 from .progress import progress_bar
 from .skeleton import bone_lengths
@@ -348,19 +348,21 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 if ema:
                     ema.update_parameters(model)
                 state["step"] += 1
-                for k, v in {"loss": loss.item(), **terms}.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                for k, v in {"loss": loss.detach(), **terms}.items():
+                    sums[k] = sums.get(k, 0.0) + v  # on the device: no wait for it each step
                 count += 1
-                progress.update(task, advance=1, loss=sums["loss"] / count)
+                progress.advance(task)
                 if b % 50 == 0:
-                    log.info("epoch %d batch %d/%d loss %.4f", epoch + 1, b, per_rank, sums["loss"] / count)
+                    mean_loss = means({"loss": sums["loss"]}, count)["loss"]
+                    progress.update(task, loss=mean_loss)
+                    log.info("epoch %d batch %d/%d loss %.4f", epoch + 1, b, per_rank, mean_loss)
                 if rank == 0 and time.monotonic() - last_save > 60 * config.checkpoint_minutes:
                     _save_checkpoint(checkpoint_path, model, optimizer, ema, {**state, "epoch": epoch, "batch": b + 1}, meta)
                     last_save = time.monotonic()
         state["batch"] = 0
         record = {"epoch": epoch + 1, "step": state["step"], "lr": optimizer.param_groups[0]["lr"],
                   "seconds": round(time.monotonic() - started, 1),
-                  **{f"train_{k}": v / max(count, 1) for k, v in sums.items()}}
+                  **{f"train_{k}": v for k, v in means(sums, count).items()}}
         if rank == 0 and val_seqs and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
             scored.eval()
             result = evaluate_sequences(scored, val_seqs, clip_frames=config.clip_frames,

@@ -99,3 +99,51 @@ def test_two_gloo_processes_train_with_their_own_stochastic_depth(tmp_path):
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and all("val_p1" in r for r in records)
     assert torch.load(out / "last.pt", weights_only=True)["state"]["epoch"] == 2
+
+
+# --------------------------------------------------------------------------- host syncs, devices
+def test_loss_terms_stay_tensors_and_the_2d_term_covers_clips_without_3d():
+    from pose3d.losses import means, projection_2d, training_loss
+
+    torch.manual_seed(0)
+    pred, target, kp = torch.randn(3, 9, 17, 3), torch.randn(3, 9, 17, 3), torch.randn(3, 9, 17, 2)
+    has_3d = torch.tensor([1.0, 0.0, 1.0])
+    loss, terms = training_loss(pred, target, kp, has_3d)
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in terms.values())
+    torch.testing.assert_close(terms["projection_2d"], projection_2d(pred[1:2], kp[1:2]).mean())
+    _, all_3d = training_loss(pred, target, kp, torch.ones(3))
+    assert all_3d["projection_2d"] == 0
+    sums = {k: v + terms[k] for k, v in all_3d.items()}
+    averaged = means(sums, 2)
+    assert set(averaged) == set(terms) and all(isinstance(v, float) for v in averaged.values())
+    assert averaged["mpjpe"] == pytest.approx((all_3d["mpjpe"] + terms["mpjpe"]).item() / 2)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@needs_cuda
+def test_training_loss_does_not_wait_for_the_gpu():
+    from pose3d.losses import training_loss
+
+    pred = torch.randn(4, 27, 17, 3, device="cuda", requires_grad=True)
+    target, kp = torch.randn(4, 27, 17, 3, device="cuda"), torch.randn(4, 27, 17, 2, device="cuda")
+    has_3d = torch.tensor([1.0, 0.0, 1.0, 1.0], device="cuda")
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        loss, _ = training_loss(pred, target, kp, has_3d)
+        loss.backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@needs_cuda
+def test_widened_model_stays_on_its_gpu():
+    from pose3d.model import build_model, widened
+
+    model = build_model("XS", max_frames=9, depth=1, drop_path=0.0, scan_backend="chunked").cuda().eval()
+    wide = widened(model)
+    assert all(p.is_cuda for p in wide.parameters())
+    x = torch.randn(2, 9, 17, 2, device="cuda")
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), model(x), atol=1e-4, rtol=1e-3)
