@@ -147,3 +147,41 @@ def test_widened_model_stays_on_its_gpu():
     x = torch.randn(2, 9, 17, 2, device="cuda")
     with torch.no_grad():
         torch.testing.assert_close(wide(x), model(x), atol=1e-4, rtol=1e-3)
+
+
+# --------------------------------------------------------------------------- scripts/gpu_slice.sh
+@pytest.mark.slow
+def test_gpu_slice_dry_run_trains_evaluates_and_lifts_on_the_cpu(tmp_path):
+    """The slice script's --dry-run (XS, T = 27, CPU, a few seconds of training) on a cache of
+    the synthetic Human3.6M: the files a GPU slice sends back, and weights that load."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers import keypoint_file
+
+    from pose3d.cache import build_cache
+    from pose3d.weights import load_weights
+
+    root = Path(__file__).resolve().parents[1]
+    slice_dir = tmp_path / "slice"
+    build_cache(write_synthetic_h36m(tmp_path / "h36m"), slice_dir / "h36m_cache.npz")
+    keypoint_file(slice_dir / "skater_hrnet_h36m17.npz", frames=40)
+    out = tmp_path / "out"
+    env = {**os.environ, "POSE3D_SLICE_DIR": str(slice_dir), "PYTHON": sys.executable,
+           "POSE3D_SLICE_TRAIN_MINUTES": "0.1", "POSE3D_SLICE_SKIP": "speed", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(root)}
+    proc = subprocess.run(["bash", str(root / "scripts" / "gpu_slice.sh"), "--dry-run", str(out)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    log = (out / "slice.log").read_text() if (out / "slice.log").is_file() else proc.stdout
+    assert proc.returncode == 0, log[-3000:]
+    assert {"posemamba_s243.pt", "slice_metrics.json", "train_metrics.jsonl", "eval_quick.json", "lift_skater.json",
+            "slice.log"} <= {p.name for p in out.iterdir()}
+    assert len(list(out.iterdir())) <= 8  # what a slice can send back
+    summary = json.loads((out / "slice_metrics.json").read_text())
+    assert {name: s["exit"] for name, s in summary["steps"].items()} == {
+        "train": "0", "eval": "0", "speed": "skipped", "lift": "0"}
+    model, meta = load_weights(out / "posemamba_s243.pt")
+    assert model.config.max_frames == CLIP and meta["slices"][-1]["from"] == "scratch"
+    assert summary["eval_quick"]["p1"] == pytest.approx(json.loads((out / "eval_quick.json").read_text())["p1"])
+    assert summary["lift"]["frames"] == 40 and summary["weights_mib"] < 16
