@@ -106,6 +106,7 @@ def main(argv=None) -> None:
     parser.add_argument("--frames", default="9,27", help="clip lengths T measured")
     parser.add_argument("--batches", default="1,2", help="batch sizes measured")
     parser.add_argument("--backends", default="torch,chunked")
+    parser.add_argument("--no-peak", action="store_true", help="kept bytes only (no training step per configuration)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -129,10 +130,13 @@ def main(argv=None) -> None:
             for B in batches:
                 kept = _kept_bytes(args.preset, backend, T, B)
                 per_frame.setdefault(backend, []).append(kept / (T * B))
-                spec = {"preset": args.preset, "backend": backend, "T": T, "B": B}
-                proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
-                                      capture_output=True, text=True)
-                peak = json.loads(proc.stdout.splitlines()[-1])["peak_mib"] if proc.returncode == 0 else float("nan")
+                peak = float("nan")
+                if not args.no_peak:
+                    spec = {"preset": args.preset, "backend": backend, "T": T, "B": B}
+                    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
+                                          capture_output=True, text=True)
+                    if proc.returncode == 0:
+                        peak = json.loads(proc.stdout.splitlines()[-1])["peak_mib"]
                 print(f"| {backend} | {T} | {B} | {kept / 2**20:,.1f} | {kept / (T * B) / 1024:,.0f} | {peak:,.0f} |",
                       flush=True)
     chunk = scan._RECOMPUTE_CHUNK

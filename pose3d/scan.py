@@ -29,7 +29,7 @@ Backends:
 * ``mamba-ssm``: ``selective_scan_fn`` from mamba-ssm, CUDA only, imported lazily.
 
 ``auto`` picks ``mamba-ssm`` on CUDA when it imports (else ``chunked``, with a warning: it
-is several times slower), ``fused`` on CPU when the kernel is built, and ``torch`` otherwise.
+is slower), ``fused`` on CPU when the kernel is built, and ``torch`` otherwise.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
 @functools.lru_cache(maxsize=None)
 def _warn_no_mamba() -> None:
     log.warning("mamba-ssm is not usable here: the selective scan on CUDA falls back to the chunked "
-                "PyTorch scan (memory-bounded, but several times slower); pip install 'pose3d[gpu]' "
+                "PyTorch scan (memory-bounded, but slower than mamba-ssm's kernel); pip install 'pose3d[gpu]' "
                 "for the CUDA kernel")
 
 
@@ -150,7 +150,7 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
 
 
 # --------------------------------------------------------------------------- torch backends
-_RECOMPUTE_CHUNK = 512  # chunked backend: positions per chunk, whose states backward recomputes
+_RECOMPUTE_CHUNK = 256  # chunked backend: positions per chunk, whose states backward recomputes
 
 
 def _scan_dtype(u: torch.Tensor) -> torch.dtype:
