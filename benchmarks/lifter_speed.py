@@ -30,7 +30,7 @@ Quick check that it works (S at T = 27 only, small batches, one repeat):
 
     python benchmarks/lifter_speed.py --quick
 
-Other flags: ``--devices cpu,cuda``, ``--backends fused,torch``, ``--presets S,B``,
+Other flags: ``--out FILE`` (the tables there instead of the standard output), ``--devices cpu,cuda``, ``--backends fused,torch``, ``--presets S,B``,
 ``--frames 27,81``, ``--modes infer1,infer,train``, ``--threads N`` (torch's intra-op threads,
 which the fused CPU kernel also uses), ``--budget SECONDS``.
 """
@@ -38,6 +38,7 @@ which the fused CPU kernel also uses), ``--budget SECONDS``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -293,6 +294,7 @@ def parse_args(argv=None):
     parser.add_argument("--budget", type=float, default=60.0, help="skip a configuration estimated to take longer (s)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument("--out", type=Path, help="write the tables to this file instead of the standard output")
     parser.add_argument("--quick", action="store_true",
                         help="S at T=27, batch 2, training batch 2, 1 warm-up and 1 timed call, budget 30 s")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -317,6 +319,14 @@ def main(argv=None) -> None:
     if args.worker:
         print(json.dumps(run_worker(json.loads(args.worker))), flush=True)
         return
+    if args.out:
+        with open(args.out, "w") as f, contextlib.redirect_stdout(f):
+            run_benchmark(args)
+    else:
+        run_benchmark(args)
+
+
+def run_benchmark(args) -> None:
     import torch
 
     from pose3d import scan

@@ -135,10 +135,16 @@ def fit_sh_mapping(sh_px: np.ndarray, gt_px: np.ndarray, ridge: float = 1e-3) ->
 
 
 class Human36M:
-    """The packed Human3.6M data; every array is read lazily from the npz files."""
+    """The packed Human3.6M data; every array is read lazily from the npz files. ``data_dir``
+    may also be a cache file made by ``pose3d cache build`` (pose3d.cache), read the same way."""
 
     def __init__(self, data_dir: str | Path):
         self.dir = Path(data_dir)
+        if self.dir.is_file():
+            from .cache import read_cache
+
+            self.poses, self.sh, self.cameras, self._sh_mapping = read_cache(self.dir)
+            return
         for name in ("poses_3d.npz", "sh_2d.npz", "cameras.json"):
             if not (self.dir / name).is_file():
                 raise InputError(f"{self.dir} is not a Human3.6M data folder: {name} is missing")

@@ -70,8 +70,14 @@ def projection_2d(pred, keypoints_2d):
     return (xy - uv).norm(dim=-1).mean(dim=(1, 2))
 
 
-def training_loss(pred, target, keypoints_2d, has_3d, weights=None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the terms and the value of each (for logging)."""
+def training_loss(pred, target, keypoints_2d, has_3d, weights=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted sum of the terms, and the value of each, detached, for logging.
+
+    The values stay tensors on the loss's device: a number from a GPU waits for it, so the
+    training loop adds them up there and turns them into numbers only when it logs
+    (:func:`means`). For the same reason the 2D consistency term is always computed (weighted
+    by the clips without 3D, so it is 0 when every clip has 3D) rather than after asking the
+    GPU whether any clip lacks 3D."""
     weights = {**DEFAULT_WEIGHTS, **(weights or {})}
     terms = {
         "mpjpe": mpjpe(pred, target, has_3d),
@@ -81,8 +87,16 @@ def training_loss(pred, target, keypoints_2d, has_3d, weights=None) -> tuple[tor
     }
     if weights["bone_consistency"]:
         terms["bone_consistency"] = bone_consistency(pred)
-    total = sum(weights[k] * v for k, v in terms.items())
-    if (has_3d < 1).any():
+    if weights["projection_2d"]:
         terms["projection_2d"] = _masked_mean(projection_2d(pred, keypoints_2d), 1 - has_3d)
-        total = total + weights["projection_2d"] * terms["projection_2d"]
-    return total, {k: float(v.detach()) for k, v in terms.items()}
+    total = sum(weights[k] * v for k, v in terms.items())
+    return total, {k: v.detach() for k, v in terms.items()}
+
+
+def means(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
+    """Loss values summed over ``count`` steps (0-dim tensors, as training_loss returns them)
+    -> their means as numbers, with one copy from the device and so one wait for it."""
+    if not sums:
+        return {}
+    values = torch.stack([v.double() for v in sums.values()]).cpu().tolist()
+    return {k: v / max(count, 1) for k, v in zip(sums, values)}

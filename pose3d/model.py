@@ -261,15 +261,16 @@ def widened(model: PoseMamba, noise: float = 1e-3, seed: int = 0) -> PoseMamba:
     c = model.config
     if c.pose_embed:
         raise ValueError("widened: a model with pose_embed cannot be widened (its embedding is per joint)")
-    wide = _resized(model, dim=2 * c.dim)
+    device = next(model.parameters()).device
+    wide = _resized(model, dim=2 * c.dim).to(device)
     fresh = wide.state_dict()
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device).manual_seed(seed)  # the noise is made where the weights are
 
     def tile(t: torch.Tensor, dim: int = 0) -> torch.Tensor:
         return torch.cat([t, t], dim=dim)
 
     def split_inputs(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
-        e = noise * t.abs().mean() * torch.randn(t.shape, generator=generator)
+        e = noise * t.abs().mean() * torch.randn(t.shape, generator=generator, device=device, dtype=t.dtype)
         return torch.cat([t / 2 + e, t / 2 - e], dim=dim)
 
     state = {}

@@ -21,10 +21,15 @@ Backends:
   what makes CPU inference fast.
 * ``torch``: pure PyTorch, any device, autograd. A chunked parallel (Hillis-Steele) scan:
   log2(chunk) full-tensor steps inside chunks, then the same recurrence over chunk summaries.
+  Its backward keeps about 15 tensors of (batch, L, K, d, n) per call: fine for inference
+  and short clips, out of memory for PoseMamba-S at 243 frames (about 100 GB at batch 4).
+* ``chunked``: the torch scan run over ``_RECOMPUTE_CHUNK`` positions at a time, keeping only
+  the state entering each chunk; backward recomputes one chunk at a time (gradient
+  checkpointing per chunk), so training memory is bounded by the inputs plus one chunk.
 * ``mamba-ssm``: ``selective_scan_fn`` from mamba-ssm, CUDA only, imported lazily.
 
-``auto`` picks ``mamba-ssm`` on CUDA when it imports, ``fused`` on CPU when the kernel is
-built, and ``torch`` otherwise.
+``auto`` picks ``mamba-ssm`` on CUDA when it imports (else ``chunked``, with a warning: it
+is slower), ``fused`` on CPU when the kernel is built, and ``torch`` otherwise.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "fused", "mamba-ssm")
+BACKENDS = ("auto", "torch", "chunked", "fused", "mamba-ssm")
 _KERNEL_ABI = 3
 _CHECKPOINT_EVERY = 64  # fused backward: steps between saved states (recomputed in between)
 _TORCH_CHUNK = 64  # torch backend: positions per chunk of the parallel scan
@@ -90,7 +95,7 @@ def _mamba_selective_scan_fn():
 def available_backends(device: torch.device | str) -> list[str]:
     """Backends usable for tensors on ``device`` (without 'auto')."""
     device = torch.device(device)
-    found = ["torch"]
+    found = ["torch", "chunked"]
     if device.type == "cpu" and _fused_library() is not None:
         found.append("fused")
     if device.type == "cuda" and _mamba_selective_scan_fn() is not None:
@@ -107,12 +112,22 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
         for choice in ("mamba-ssm", "fused"):
             if choice in usable:
                 return choice
+        if torch.device(device).type == "cuda":
+            _warn_no_mamba()
+            return "chunked"
         return "torch"
     if backend not in usable:
         why = {"fused": "it needs CPU tensors and the compiled kernel (reinstall pose3d with a C compiler)",
                "mamba-ssm": "it needs CUDA tensors and an importable mamba-ssm (pip install 'pose3d[gpu]')"}
         raise ValueError(f"scan backend {backend!r} is not usable on {torch.device(device)}: {why[backend]}")
     return backend
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_no_mamba() -> None:
+    log.warning("mamba-ssm is not usable here: the selective scan on CUDA falls back to the chunked "
+                "PyTorch scan (memory-bounded, but slower than mamba-ssm's kernel); pip install 'pose3d[gpu]' "
+                "for the CUDA kernel")
 
 
 # --------------------------------------------------------------------------- public entry
@@ -131,7 +146,7 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     name = resolve_backend(backend, u.device)
     if name == "fused":
         return _FusedScan.apply(u, delta, A, B, C, D, delta_bias, order, delta_softplus)
-    run = _scan_torch if name == "torch" else _scan_mamba
+    run = {"torch": _scan_torch, "chunked": _scan_chunked, "mamba-ssm": _scan_mamba}[name]
     if order is None:
         return run(u, delta, A, B, C, D, delta_bias, delta_softplus)
     groups = torch.arange(K, device=u.device)
@@ -141,20 +156,96 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     return y_seq[:, torch.argsort(order, dim=1).t(), groups]
 
 
-# --------------------------------------------------------------------------- torch backend
+# --------------------------------------------------------------------------- torch backends
+_RECOMPUTE_CHUNK = 256  # chunked backend: positions per chunk, whose states backward recomputes
+
+
+def _scan_dtype(u: torch.Tensor) -> torch.dtype:
+    return torch.promote_types(u.dtype, torch.float32)  # the scan runs in float32 at least
+
+
 def _scan_torch(u, delta, A, B, C, D, delta_bias, delta_softplus):
-    dtype = torch.promote_types(u.dtype, torch.float32)  # the scan runs in float32 at least
-    u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
-    dt = delta + delta_bias.to(dtype) if delta_bias is not None else delta
+    dtype = _scan_dtype(u)
+    with torch.autocast(u.device.type, enabled=False):  # bf16 would lose the long recurrence
+        return _scan_span(*(None if t is None else t.to(dtype) for t in (u, delta, A, B, C, D, delta_bias)),
+                          delta_softplus)[0]
+
+
+def _scan_span(u, delta, A, B, C, D, delta_bias, delta_softplus, h0=None):
+    """The scan over positions (batch, L, ...) entering with state ``h0`` (batch, K, d, n) or
+    zeros; returns (y, the state after the last position)."""
+    dt = delta + delta_bias if delta_bias is not None else delta
     if delta_softplus:
         dt = F.softplus(dt)
     decay = torch.exp(dt.unsqueeze(-1) * A)  # (batch, L, K, d, n)
     drive = (dt * u).unsqueeze(-1) * B.unsqueeze(-2)
+    if h0 is not None:  # h_0 = a_0 h_in + x_0: fold the entering state into the first input
+        drive = torch.cat([drive[:, :1] + decay[:, :1] * h0.unsqueeze(1), drive[:, 1:]], dim=1)
     h = linear_recurrence(decay, drive)
     y = torch.einsum("blkdn,blkn->blkd", h, C)
     if D is not None:
-        y = y + D.to(dtype) * u
-    return y
+        y = y + D * u
+    return y, h[:, -1]
+
+
+def _scan_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus):
+    dtype = _scan_dtype(u)
+    with torch.autocast(u.device.type, enabled=False):
+        args = [None if t is None else t.to(dtype) for t in (u, delta, A, B, C, D, delta_bias)]
+        return _ChunkedScan.apply(*args, delta_softplus, _RECOMPUTE_CHUNK)
+
+
+class _ChunkedScan(torch.autograd.Function):
+    """:func:`_scan_span` chunk by chunk. Forward keeps only the state entering each chunk
+    (batch, chunks, K, d, n); backward walks the chunks from the last, recomputes each one's
+    graph from its entering state and passes the state's gradient to the chunk before."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, delta_bias, delta_softplus, chunk):
+        batch, L, K, d = u.shape
+        h = u.new_zeros(batch, K, d, A.shape[-1])
+        entering, ys = [], []
+        for start in range(0, L, chunk):
+            part = slice(start, start + chunk)
+            entering.append(h)
+            y, h = _scan_span(u[:, part], delta[:, part], A, B[:, part], C[:, part], D, delta_bias,
+                              delta_softplus, h)
+            ys.append(y)
+        ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, torch.stack(entering, dim=1))
+        ctx.delta_softplus, ctx.chunk = delta_softplus, chunk
+        return torch.cat(ys, dim=1)
+
+    @staticmethod
+    def backward(ctx, dy):
+        u, delta, A, B, C, D, delta_bias, entering = ctx.saved_tensors
+        chunk, L = ctx.chunk, u.shape[1]
+        per_position = [torch.empty_like(t) for t in (u, delta, B, C)]
+        shared = [None if t is None else t.detach().requires_grad_() for t in (A, D, delta_bias)]
+        shared_grads = [None if t is None else torch.zeros_like(t) for t in shared]
+        dh = None
+        for index, start in reversed(list(enumerate(range(0, L, chunk)))):
+            part = slice(start, start + chunk)
+            with torch.enable_grad():
+                leaves = [t[:, part].detach().requires_grad_() for t in (u, delta, B, C)]
+                h0 = entering[:, index].detach().requires_grad_(index > 0)
+                y, h_last = _scan_span(leaves[0], leaves[1], shared[0], leaves[2], leaves[3], shared[1],
+                                       shared[2], ctx.delta_softplus, h0)
+                outputs, upstream = [y], [dy[:, part]]
+                if dh is not None:
+                    outputs.append(h_last)
+                    upstream.append(dh)
+                wanted = leaves + [t for t in shared if t is not None] + ([h0] if index > 0 else [])
+                grads = list(torch.autograd.grad(outputs, wanted, upstream))
+            for full, g in zip(per_position, grads[:4]):
+                full[:, part] = g
+            grads = grads[4:]
+            for i, t in enumerate(shared):
+                if t is not None:
+                    shared_grads[i] += grads.pop(0)
+            dh = grads.pop(0) if index > 0 else None
+        du, ddelta, dB, dC = per_position
+        dA, dD, dbias = shared_grads
+        return du, ddelta, dA, dB, dC, dD, dbias, None, None
 
 
 def linear_recurrence(a: torch.Tensor, x: torch.Tensor, chunk: int = _TORCH_CHUNK) -> torch.Tensor:

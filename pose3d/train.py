@@ -1,7 +1,8 @@
 """Training and fine-tuning of the PoseMamba lifter (``pose3d train``).
 
-Single process, or several under ``torchrun`` (DistributedDataParallel: gloo on CPU, NCCL on
-CUDA; each rank takes every world_size-th clip of the same shuffled epoch).
+Single process, or several under ``torchrun`` (DistributedDataParallel: gloo with ``--device
+cpu``, NCCL on CUDA; each rank takes every world_size-th clip of the same shuffled epoch and
+draws its own flips and stochastic-depth masks).
 
 The run folder gets ``config.json``, ``metrics.jsonl`` (one line per epoch), ``last.pt``
 (resumable checkpoint, also written every ``checkpoint_minutes``), ``best.pt`` (weights
@@ -14,6 +15,7 @@ and decays it to zero over whichever of the two comes first.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import math
@@ -36,7 +38,7 @@ from .devices import choose_device
 from .errors import InputError
 from .evaluate import evaluate_sequences, test_sequences
 from .io_utils import atomic_output, check_writable_dir
-from .losses import DEFAULT_WEIGHTS, training_loss
+from .losses import DEFAULT_WEIGHTS, means, training_loss
 from .model import PRESETS, PoseMamba, PoseMambaConfig, build_model, lengthened, preset_config, widened
 from .progress import progress_bar
 from .skeleton import bone_lengths
@@ -187,21 +189,46 @@ class TrainConfig:
 
 
 # --------------------------------------------------------------------------- distributed
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+# Rank 0 validates while the other ranks wait in a barrier, and a full validation (minutes on a
+# GPU, the better part of an hour on a CPU) would outlast the collectives' default 10-minute
+# timeout, after which NCCL's watchdog kills the waiting ranks. Sharing the validation out
+# would need its per-view results gathered, for a few minutes saved; a long timeout is simpler.
+# It only delays noticing a rank that died, which torchrun notices first anyway.
+DDP_TIMEOUT = datetime.timedelta(hours=3)
+
+
+def _ddp_backend(device: torch.device) -> str:
+    """The process group's backend follows the training device: NCCL moves CUDA tensors only."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); under torchrun, initialises the process group for ``device``
+    (which :func:`_device_for` has already made current)."""
+    world = _world_size()
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() and
-                                os.environ.get("POSE3D_DDP_BACKEND") != "gloo" else "gloo")
+        dist.init_process_group(backend=_ddp_backend(device), timeout=DDP_TIMEOUT)
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
 def _device_for(config: TrainConfig, world: int) -> torch.device:
+    """The training device; under torchrun with CUDA, this rank's GPU (LOCAL_RANK), made current
+    before the process group exists so that NCCL's communicator binds to it."""
     device = choose_device(config.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     return device
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """The torch seed of one rank after the model is built: each rank draws its own stochastic-depth
+    masks (the same seed everywhere would drop the same blocks of every rank's clips)."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
 # --------------------------------------------------------------------------- data
@@ -333,8 +360,8 @@ def _agree(flag: bool, world: int, device: torch.device) -> bool:
 # --------------------------------------------------------------------------- training
 def train(config: TrainConfig, resume: bool = False) -> Path:
     """Run training as configured; returns the path of the best (or final) weights."""
-    rank, world = _distributed()
-    device = _device_for(config, world)
+    device = _device_for(config, _world_size())
+    rank, world = _distributed(device)
     out = Path(config.out_dir)
     checkpoint_path = out / "last.pt"
     if resume and not checkpoint_path.is_file():
@@ -344,7 +371,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if resume:  # the run's own configuration, with the epoch count the caller gives
         saved = json.loads((out / "config.json").read_text())
         config = TrainConfig(**{**saved, "epochs": config.epochs, "device": config.device, "scan": config.scan})
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
     if config.threads:
         torch.set_num_threads(config.threads)
 
@@ -372,6 +399,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             "train_data": data_desc, "reference_bone_lengths_m": mean_bone_lengths_m(train_seqs)}
     ddp_model = (torch.nn.parallel.DistributedDataParallel(model, gradient_as_bucket_view=True)
                  if world > 1 else model)
+    torch.manual_seed(_rank_seed(config.seed, rank))
 
     scored = ema.module if ema else model  # the weights that are validated and saved
     clock = BudgetClock(config.budget_clock, state.get("clock_seconds", 0.0))
@@ -382,8 +410,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     out_of_time = False
     epoch = state["epoch"] - 1  # the last epoch done, should the loop not run
     for epoch in range(state["epoch"], config.epochs):
-        rng = np.random.default_rng([config.seed, epoch])  # identical on every rank
-        clips = sampler.clips(rng)
+        clips = sampler.clips(np.random.default_rng([config.seed, epoch]))  # identical on every rank
+        rng = np.random.default_rng([config.seed, epoch, rank])  # this rank's flips and error scales
         per_rank = len(clips) // (config.batch_size * world)
         if config.steps_per_epoch:
             per_rank = min(per_rank, config.steps_per_epoch)
@@ -416,12 +444,14 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                     ema.update_parameters(model)
                 state["step"] += 1
                 step_seconds = max(step_seconds * 0.9, clock.seconds() - before)  # a cautious estimate
-                for k, v in {"loss": loss.item(), **terms}.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                for k, v in {"loss": loss.detach(), **terms}.items():
+                    sums[k] = sums.get(k, 0.0) + v  # on the device: no wait for it each step
                 count += 1
-                progress.update(task, advance=1, loss=sums["loss"] / count)
+                progress.advance(task)
                 if b % 50 == 0:
-                    log.info("epoch %d batch %d/%d loss %.4f", epoch + 1, b, per_rank, sums["loss"] / count)
+                    mean_loss = means({"loss": sums["loss"]}, count)["loss"]
+                    progress.update(task, loss=mean_loss)
+                    log.info("epoch %d batch %d/%d loss %.4f", epoch + 1, b, per_rank, mean_loss)
                 if rank == 0 and time.monotonic() - last_save > 60 * config.checkpoint_minutes:
                     _save_checkpoint(checkpoint_path, model, optimizer, ema,
                                      {**state, "epoch": epoch, "batch": b + 1, "clock_seconds": clock.seconds()}, meta)
@@ -431,7 +461,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         record = {"epoch": epoch + 1, "step": state["step"], "lr": optimizer.param_groups[0]["lr"],
                   "seconds": round(time.monotonic() - started, 1),
                   f"{config.budget_clock}_minutes": round(clock.seconds() / 60, 2),
-                  **{f"train_{k}": v / max(count, 1) for k, v in sums.items()}}
+                  **{f"train_{k}": v for k, v in means(sums, count).items()}}
         clock.pause()
         last_epoch = out_of_time or epoch + 1 == config.epochs
         if rank == 0 and val_seqs and ((epoch + 1) % config.val_every == 0 or last_epoch):

@@ -142,3 +142,89 @@ def test_mamba_ssm_kernel_matches_torch_backend_on_gpu():
     assert_relative_close(run["mamba-ssm"][0], run["torch"][0], 1e-4, "output")
     for name in inputs:
         assert_relative_close(run["mamba-ssm"][1][name], run["torch"][1][name], 1e-3, f"d{name}")
+
+
+@pytest.mark.parametrize("chunk", [32, 150, 1000])  # several chunks with a short last one, one, a partial one
+def test_chunked_matches_sequential_reference_float64(monkeypatch, chunk):
+    monkeypatch.setattr(scan, "_RECOMPUTE_CHUNK", chunk)
+    inputs, order = random_inputs(batch=2, L=150, K=4, d=8, n=16, dtype=torch.float64)
+    upstream = torch.randn(2, 150, 4, 8, dtype=torch.float64)
+    y_ref, g_ref = outputs_and_grads(reference_scan, inputs, order, upstream)
+    y, g = outputs_and_grads(lambda **kw: scan.selective_scan(**kw, backend="chunked"), inputs, order, upstream)
+    assert_relative_close(y, y_ref, 1e-6, "output")
+    for name in inputs:
+        assert_relative_close(g[name], g_ref[name], 1e-6, f"d{name}")
+
+
+def test_chunked_passes_gradcheck(monkeypatch):
+    monkeypatch.setattr(scan, "_RECOMPUTE_CHUNK", 3)
+    inputs, order = random_inputs(batch=1, L=7, K=2, d=2, n=3, dtype=torch.float64)
+    names = list(inputs)
+    assert torch.autograd.gradcheck(
+        lambda *ts: scan.selective_scan(**dict(zip(names, ts)), order=order, backend="chunked"),
+        tuple(inputs.values()))
+
+
+def test_chunked_without_D_and_bias_matches_torch(monkeypatch):
+    monkeypatch.setattr(scan, "_RECOMPUTE_CHUNK", 16)
+    inputs, _ = random_inputs(batch=2, L=40, K=2, d=4, n=8, dtype=torch.float64)
+    inputs = {k: v for k, v in inputs.items() if k not in ("D", "delta_bias")}
+    upstream = torch.randn(2, 40, 2, 4, dtype=torch.float64)
+    run = {b: outputs_and_grads(lambda **kw: scan.selective_scan(**kw, delta_softplus=False, backend=b),
+                                inputs, None, upstream) for b in ("torch", "chunked")}
+    assert_relative_close(run["chunked"][0], run["torch"][0], 1e-9, "output")
+    for name in inputs:
+        assert_relative_close(run["chunked"][1][name], run["torch"][1][name], 1e-9, f"d{name}")
+
+
+def _bytes_saved_for_backward(backend: str, L: int) -> int:
+    """Bytes of the distinct storages autograd keeps for backward across one scan call."""
+    inputs, order = random_inputs(batch=2, L=L, K=4, d=16, n=16, dtype=torch.float32)
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        scan.selective_scan(**inputs, order=order, backend=backend)
+    return sum(storages.values())
+
+
+def test_chunked_backward_keeps_inputs_and_chunk_states_only(monkeypatch):
+    monkeypatch.setattr(scan, "_RECOMPUTE_CHUNK", 64)
+    L, batch, K, d, n = 1024, 2, 4, 16, 16
+    state = batch * L * K * d * n * 4  # bytes of one (batch, L, K, d, n) float32 tensor
+    chunked, plain = _bytes_saved_for_backward("chunked", L), _bytes_saved_for_backward("torch", L)
+    # inputs (u, delta: batch*L*K*d each; B, C: batch*L*K*n) and one state per chunk
+    inputs = batch * L * K * (2 * d + 2 * n) * 4
+    assert chunked <= 2 * inputs + 2 * batch * (L // 64) * K * d * n * 4, (chunked, inputs)
+    assert plain > 5 * state  # what the chunked scan avoids: full-length state tensors
+    assert chunked < state
+
+
+def test_auto_on_cuda_without_mamba_ssm_warns_and_bounds_memory(monkeypatch, caplog):
+    monkeypatch.setattr(scan, "_mamba_selective_scan_fn", lambda: None)
+    scan._warn_no_mamba.cache_clear()
+    with caplog.at_level("WARNING", logger="pose3d.scan"):
+        assert scan.resolve_backend("auto", "cuda") == "chunked"
+        assert scan.resolve_backend("auto", "cuda") == "chunked"
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "mamba-ssm" in warnings[0].getMessage()  # once per process
+    scan._warn_no_mamba.cache_clear()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_chunked_matches_torch_on_gpu_under_bf16_autocast():
+    inputs, order = random_inputs(batch=2, L=700, K=4, d=32, n=16, dtype=torch.float32)
+    inputs = {k: v.detach().cuda().requires_grad_() for k, v in inputs.items()}
+    upstream = torch.randn(2, 700, 4, 32, device="cuda")
+    run = {}
+    for b in ("torch", "chunked"):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            run[b] = outputs_and_grads(lambda **kw: scan.selective_scan(**kw, backend=b), inputs,
+                                       order.cuda(), upstream)
+    assert run["chunked"][0].dtype == torch.float32  # the scan itself stays in float32
+    assert_relative_close(run["chunked"][0], run["torch"][0], 1e-4, "output")
+    for name in inputs:
+        assert_relative_close(run["chunked"][1][name], run["torch"][1][name], 1e-3, f"d{name}")

@@ -314,7 +314,8 @@ def test_a_few_training_steps_lower_the_loss_on_the_same_batch(h36m_dir):
     losses = []
     for _ in range(4):
         loss, terms = training_loss(model(x), y, x, has)
-        assert set(terms) == {"mpjpe", "n_mpjpe", "velocity", "temporal"}
+        assert set(terms) == {"mpjpe", "n_mpjpe", "velocity", "temporal", "projection_2d"}
+        assert terms["projection_2d"] == 0  # every clip has 3D
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -565,7 +566,7 @@ def test_ddp_with_two_cpu_processes_matches_one_process_with_the_global_batch(h3
     backend = "fused" if "fused" in scan.available_backends("cpu") else "torch"
     common = ["--data", h36m_dir, "--epochs", 1, "--steps-per-epoch", 2, "--device", "cpu", "--scan", backend]
     ddp_out, single_out = tmp_path / "ddp", tmp_path / "single"
-    env = {**os.environ, "POSE3D_DDP_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # --device cpu: gloo
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "pose3d.cli", "train", "--config", str(tiny_config(tmp_path, batch_size=2, flip_prob=0.0)),
            "--out", str(ddp_out), *map(str, common)]
