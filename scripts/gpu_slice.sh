@@ -96,25 +96,15 @@ if compgen -G "$SLICE_DIR/wheels/*.whl" >/dev/null; then
 fi
 [ -f "$DATA" ] || { log "error: no training data at $DATA (scripts/gpu_slice.sh --prepare, then carry .slice)"; exit 1; }
 
-# --- train: the time budget and precision are TrainConfig fields when this pose3d has them
+# --- train: a warm-up and a cosine over the time budget, which stops the run before it ends
 "$PY" - "$WORK/train.json" "$DATA" "$WORK/run" "$PRESET" "$T" "$BATCH" "$TRAIN_MINUTES" "$PRECISION" "$INIT" <<'EOF' >>"$LOG" 2>&1
-import dataclasses, json, os, sys
-from pose3d.train import TrainConfig
+import json, os, sys
 path, data, run, preset, frames, batch, minutes, precision, init = sys.argv[1:]
-known = {f.name for f in dataclasses.fields(TrainConfig)}
 config = dict(data=data, out_dir=run, preset=preset, clip_frames=int(frames), batch_size=int(batch),
-              frame_steps=[1], lr=5e-4, val="quick", val_every=1000, checkpoint_minutes=60)
+              frame_steps=[1], lr=5e-4, schedule="cosine", warmup_steps=50, val="quick", val_every=1000,
+              checkpoint_minutes=60, time_budget_minutes=float(minutes), epochs=1000, precision=precision)
 if init and os.path.isfile(init):
     config["init_weights"] = init
-if "time_budget_minutes" in known:
-    config.update(time_budget_minutes=float(minutes), epochs=1000)
-else:  # no budget stop in this pose3d: a fixed, small number of steps
-    print("note: TrainConfig has no time_budget_minutes; training one short epoch instead")
-    config.update(epochs=1, steps_per_epoch=2 if float(minutes) < 1 else 300)
-if "precision" in known:
-    config["precision"] = precision
-else:
-    print(f"note: TrainConfig has no precision option; training in float32, not {precision}")
 json.dump(config, open(path, "w"), indent=1)
 print("training config:", json.dumps(config))
 EOF
