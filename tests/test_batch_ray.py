@@ -256,6 +256,8 @@ def test_ray_batch_ctrl_c_cancels_keeps_finished_files_and_resumes(tmp_path, wei
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=60)
+    if process.returncode == 4 and "cannot start a local Ray instance" in err:
+        pytest.skip("Ray's own start timed out (an overloaded machine); nothing of pose3d's ran")
     assert process.returncode == 130, err
     outputs = [f for f in files(tmp_path / "out") if f != manifest.name]
     assert 1 <= len(outputs) < 4 and not any(Path(f).name.startswith(".") for f in outputs), outputs
