@@ -251,7 +251,7 @@ def test_ray_batch_ctrl_c_cancels_keeps_finished_files_and_resumes(tmp_path, wei
     def recorded() -> dict:
         return json.loads(manifest.read_text())["done"] if manifest.is_file() else {}
 
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600  # waits only until a video is recorded: seconds on an idle machine
     while not recorded() and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGINT)
