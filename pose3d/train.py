@@ -428,7 +428,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                     continue
                 before = clock.seconds()
                 # the last step must end inside the budget: stop when one more would not (ranks agree)
-                out_of_time = _agree(before + step_seconds > budget, world, device)
+                out_of_time = budget < math.inf and _agree(before + step_seconds > budget, world, device)
                 if out_of_time:
                     break
                 lr = learning_rate(config, epoch, state["step"], max(state["step"] / planned_steps, before / budget))
