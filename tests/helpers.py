@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +125,41 @@ def use_fake_backend(monkeypatch=None, delay: float = 0.0) -> None:
         monkeypatch.setattr(keypoints, "create_backend", create)
     else:
         keypoints.create_backend = create
+
+
+def files(folder: Path) -> list[str]:
+    """Everything in a folder, hidden temporaries included."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def batch_manifest_done(out: Path) -> dict:
+    """The videos a batch run has recorded as done (the manifest is replaced atomically, so it
+    is whole whenever it exists)."""
+    manifest = out / ".pose3d-batch.json"
+    return json.loads(manifest.read_text())["done"] if manifest.is_file() else {}
+
+
+def interrupt_after_first_video(process: subprocess.Popen, out: Path, interrupt, wait_s: float) -> str:
+    """Wait (up to ``wait_s``) until the batch running in ``process`` records a finished video,
+    then call ``interrupt()`` (Ctrl-C) and return the run's stderr once it has exited."""
+    deadline = time.monotonic() + wait_s
+    while not batch_manifest_done(out) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    interrupt()
+    return process.communicate(timeout=60)[1]
+
+
+def assert_interrupted_batch_resumes(command: list[str], out: Path, videos: int) -> None:
+    """After a batch of ``videos`` videos was interrupted: only complete outputs and no
+    temporaries are left, what the manifest recorded is skipped by a rerun (an output written
+    in the instant before Ctrl-C but not yet recorded is done again), and the rerun finishes."""
+    outputs = [f for f in files(out) if f != ".pose3d-batch.json"]
+    assert 1 <= len(outputs) < videos and not any(Path(f).name.startswith(".") for f in outputs), outputs
+    for name in outputs:
+        json.loads((out / name).read_text())  # complete files only
+    done = batch_manifest_done(out)
+    assert 1 <= len(done) <= len(outputs) and set(done) <= set(outputs)
+    rerun = subprocess.run(command, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(done)} skipped" in rerun.stderr
+    assert len([f for f in files(out) if not f.startswith(".")]) == videos

@@ -2,16 +2,15 @@
 and batch mode (resume, failures, Ctrl-C). The bad-input corpus is generated here."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import keypoint_file, tiny_weights, use_fake_backend, write_video
+from helpers import (assert_interrupted_batch_resumes, files, interrupt_after_first_video, keypoint_file, tiny_weights,
+                     use_fake_backend, write_video)
 
 from pose3d.cli import main
 from pose3d.errors import InputError
@@ -32,11 +31,6 @@ def run(args, capsys) -> tuple[int, str]:
     except SystemExit as exc:
         code = exc.code or 0
     return code, capsys.readouterr().err
-
-
-def files(folder: Path) -> list[str]:
-    """Everything in a folder, hidden temporaries included."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
 def assert_one_line_error(code, err, expected_code, pattern):
@@ -236,26 +230,6 @@ def test_batch_ctrl_c_keeps_finished_files_and_resumes(tmp_path, weights):
     # SIGINT as in a terminal, even when the test runner itself runs in the background
     # (a shell's background jobs start with SIGINT ignored, and children inherit that)
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
-    manifest = tmp_path / "out" / ".pose3d-batch.json"
-
-    def recorded() -> dict:  # the manifest is replaced atomically, so it is whole whenever it exists
-        return json.loads(manifest.read_text())["done"] if manifest.is_file() else {}
-
-    deadline = time.monotonic() + 120
-    while not recorded() and time.monotonic() < deadline:  # a video finished and recorded
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    err = interrupt_after_first_video(process, tmp_path / "out", lambda: process.send_signal(signal.SIGINT), 120)
     assert process.returncode == 130, err
-    outputs = [f for f in files(tmp_path / "out") if f != manifest.name]
-    assert 1 <= len(outputs) < 4 and not any(Path(f).name.startswith(".") for f in outputs)  # no temporaries
-    for name in outputs:
-        json.loads((tmp_path / "out" / name).read_text())  # complete files only
-    # what the manifest recorded is skipped; an output written in the instant before Ctrl-C but
-    # not yet recorded is done again
-    done = recorded()
-    assert 1 <= len(done) <= len(outputs) and set(done) <= set(outputs)
-    rerun = subprocess.run(command, stderr=subprocess.PIPE, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"{len(done)} skipped" in rerun.stderr
-    assert len([f for f in files(tmp_path / "out") if not f.startswith(".")]) == 4
+    assert_interrupted_batch_resumes(command, tmp_path / "out", videos=4)
