@@ -35,6 +35,7 @@ class PoseMambaConfig:
     local_scan: bool = True    # add u[..., LOCAL_SCAN_ORDER, :] to the frame-major scans
     pose_embed: bool = False   # also embed each joint from its whole frame's pose (body_features)
     pose_embed_hidden: int = 0  # > 0: that pose embedding is an MLP with this hidden width
+    frame_lifter: int = 0      # > 0: a single-frame lifter this wide under the blocks (FrameLifter)
 
     @property
     def d_inner(self) -> int:
@@ -140,14 +141,47 @@ def scan_orders(T: int, J: int, device: torch.device) -> torch.Tensor:
     return torch.stack([frame_major, joint_major, frame_major.flip(0), joint_major.flip(0)])
 
 
+def pose_size(keypoints_2d: torch.Tensor) -> torch.Tensor:
+    """(..., J, 2) -> (..., 1, 1): the root-mean-square distance of the joints from the root (joint 0)."""
+    relative = keypoints_2d - keypoints_2d[..., :1, :]
+    return relative.square().sum(dim=-1, keepdim=True).mean(dim=-2, keepdim=True).sqrt().clamp_min(1e-6)
+
+
 def body_features(keypoints_2d: torch.Tensor) -> torch.Tensor:
     """(..., J, 2) normalised 2D -> (..., 2 J + 3): the frame's pose as one vector, root-relative
-    and divided by its size (the root-mean-square distance of the joints from the root), then
-    the root's position and that size, so the whole body reaches every joint's token at once."""
+    and divided by its size (``pose_size``), then the root's position and that size, so the
+    whole body reaches every joint's token at once."""
     root = keypoints_2d[..., :1, :]
-    relative = keypoints_2d - root
-    size = relative.square().sum(dim=-1).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-6)  # (..., 1)
-    return torch.cat([(relative / size[..., None]).flatten(-2), root[..., 0, :], size], dim=-1)
+    size = pose_size(keypoints_2d)
+    return torch.cat([((keypoints_2d - root) / size).flatten(-2), root[..., 0, :], size[..., 0, :1]], dim=-1)
+
+
+class FrameLifter(nn.Module):
+    """A single-frame lifter (Martinez et al. 2017: Linear, two residual blocks of two Linear +
+    norm + ReLU + dropout) from ``body_features`` to every joint's root-relative 3D in units of
+    the 2D pose's size, so that its targets do not change with the person's distance. Layer
+    norm, not Martinez's batch norm: it learned as fast (docs/training.md), and a batch of
+    clips, whose frames are alike, would skew batch statistics when the whole network trains.
+
+    (..., J, 2) normalised 2D -> (..., J, 3) root-relative model units. In PoseMamba it is the
+    frame-by-frame estimate that the blocks refine with the clip's context; trained first on
+    single frames (``TrainConfig.objective = "frames"``) it learns as fast per CPU-minute as the
+    MLP reference (docs/training.md)."""
+
+    def __init__(self, num_joints: int, width: int, dropout: float = 0.5, blocks: int = 2):
+        super().__init__()
+        def layer(inputs: int) -> list[nn.Module]:
+            return [nn.Linear(inputs, width), nn.LayerNorm(width), nn.ReLU(), nn.Dropout(dropout)]
+        self.num_joints = num_joints
+        self.stem = nn.Sequential(*layer(2 * num_joints + 3))
+        self.blocks = nn.ModuleList(nn.Sequential(*layer(width), *layer(width)) for _ in range(blocks))
+        self.out = nn.Linear(width, 3 * num_joints)
+
+    def forward(self, keypoints_2d: torch.Tensor) -> torch.Tensor:
+        h = self.stem(body_features(keypoints_2d))
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(h).unflatten(-1, (-1, 3)) * pose_size(keypoints_2d)
 
 
 class Mlp(nn.Module):
@@ -182,6 +216,11 @@ class PoseMamba(nn.Module):
         self.joint_embed = nn.Linear(2, dim)
         # a joint's embedding from the whole frame's pose: what a single-frame lifter sees at once
         self.pose_embed = _pose_embedding(config) if config.pose_embed else None
+        if config.frame_lifter:  # its estimate is refined by the blocks and embeds every joint's 3D guess
+            self.frame_lifter = FrameLifter(config.num_joints, config.frame_lifter)
+            self.frame_embed = nn.Linear(3, dim)
+        else:
+            self.frame_lifter = None
         self.spatial_pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, config.num_joints, dim), std=0.02))
         self.temporal_pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, config.max_frames, dim), std=0.02))
         rates = torch.linspace(0, config.drop_path, config.depth).tolist()
@@ -191,6 +230,8 @@ class PoseMamba(nn.Module):
         self.temporal_norm = nn.LayerNorm(dim)
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 3))
         self.apply(_init_linear)
+        if self.frame_lifter is not None:  # at the start the network is the frame lifter, exactly
+            nn.init.zeros_(self.head[1].weight)
         self.set_scan_backend(scan_backend)
 
     def set_scan_backend(self, backend: str) -> None:
@@ -201,20 +242,36 @@ class PoseMamba(nn.Module):
             if isinstance(module, SpatioTemporalSSM):
                 module.scan_backend = backend
 
-    def forward(self, keypoints_2d: torch.Tensor) -> torch.Tensor:
+    def _check_input(self, keypoints_2d: torch.Tensor, any_length: bool = False) -> None:
         B, T, J, C = keypoints_2d.shape
-        if T > self.config.max_frames or J != self.config.num_joints or C != 2:
+        if (T > self.config.max_frames and not any_length) or J != self.config.num_joints or C != 2:
             raise ValueError(f"PoseMamba expects (B, T<={self.config.max_frames}, {self.config.num_joints}, 2), "
                              f"got {tuple(keypoints_2d.shape)}")
+
+    def forward(self, keypoints_2d: torch.Tensor) -> torch.Tensor:
+        self._check_input(keypoints_2d)
+        B, T, J, _ = keypoints_2d.shape
         x = self.joint_embed(keypoints_2d) + self.spatial_pos
         if self.pose_embed is not None:
             x = x + self.pose_embed(body_features(keypoints_2d)).reshape(B, T, J, -1)
+        if self.frame_lifter is not None:
+            frame_pose = self.frame_lifter(keypoints_2d)
+            x = x + self.frame_embed(frame_pose / pose_size(keypoints_2d))  # in units of the 2D pose's size
         for i, (spatial, temporal) in enumerate(zip(self.spatial_blocks, self.temporal_blocks)):
             x = self.spatial_norm(spatial(x))
             if i == 0:
                 x = x + self.temporal_pos[:, :T, None, :]
             x = self.temporal_norm(temporal(x))
-        return self.head(x)
+        return self.head(x) if self.frame_lifter is None else frame_pose + self.head(x)
+
+    def forward_frames(self, keypoints_2d: torch.Tensor) -> torch.Tensor:
+        """The frame lifter's estimate alone, (B, T, J, 2) -> (B, T, J, 3), without the blocks:
+        what the network outputs while its head is still zero, at a fraction of the cost, so
+        the lifter can be trained first on single frames (TrainConfig.objective = "frames")."""
+        if self.frame_lifter is None:
+            raise ValueError("forward_frames needs a model with a frame lifter (frame_lifter > 0)")
+        self._check_input(keypoints_2d, any_length=True)
+        return self.frame_lifter(keypoints_2d)
 
 
 def _pose_embedding(config: PoseMambaConfig) -> nn.Module:
@@ -259,8 +316,8 @@ def widened(model: PoseMamba, noise: float = 1e-3, seed: int = 0) -> PoseMamba:
     duplicated channels sees the same mean and variance. The SSM's low-rank dt projection
     gains ranks whose input rows start at zero."""
     c = model.config
-    if c.pose_embed:
-        raise ValueError("widened: a model with pose_embed cannot be widened (its embedding is per joint)")
+    if c.pose_embed or c.frame_lifter:
+        raise ValueError("widened: a model with pose_embed or frame_lifter cannot be widened (its embedding is per joint)")
     device = next(model.parameters()).device
     wide = _resized(model, dim=2 * c.dim).to(device)
     fresh = wide.state_dict()

@@ -69,6 +69,7 @@ class TrainConfig:
     detection_error_scale: tuple[float, float] = (1.0, 1.0)  # each SH clip's detector error x U(low, high)
     preset: str = "S"
     model: dict = field(default_factory=dict)  # overrides of PoseMambaConfig fields
+    objective: str = "clips"           # clips: the whole network; frames: only its frame lifter (model.frame_lifter)
     init_weights: str | list[str] | None = None  # fine-tune from these weights (a list: their average)
     widen_init: bool = False           # double init_weights' width first (pose3d.model.widened)
     clip_frames: int = 243
@@ -140,6 +141,8 @@ class TrainConfig:
         if isinstance(self.init_weights, list) and not (
                 self.init_weights and all(isinstance(p, str) for p in self.init_weights)):
             raise InputError(f"training option init_weights must be a path or a list of paths, not {self.init_weights!r}")
+        if self.objective == "frames" and not (self.init_weights or isinstance(self.model, dict) and self.model.get("frame_lifter")):
+            raise InputError("training objective frames needs a model with a frame lifter (model option frame_lifter)")
         if self.widen_init and not self.init_weights:
             raise InputError("training option widen_init needs init_weights (the model to widen)")
         if not self.frame_steps or any(not _is_number(step, int) or step < 1 for step in self.frame_steps):
@@ -147,6 +150,7 @@ class TrainConfig:
         for name, value, choices in (("input_2d", self.input_2d, ("sh", "gt")),
                                      ("val", self.val, ("quick", "full", "none")),
                                      ("schedule", self.schedule, ("step", "cosine")),
+                                     ("objective", self.objective, ("clips", "frames")),
                                      ("budget_clock", self.budget_clock, ("wall", "cpu")),
                                      ("precision", self.precision, ("fp32", "bf16"))):
             if value not in choices:
@@ -379,7 +383,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     sampler = ClipSampler(train_seqs, config.clip_frames, config.stride or config.clip_frames,
                           config.frame_steps, config.flip_prob, config.detection_error_scale)
     model = _build_model(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.objective == "frames" and model.frame_lifter is None:
+        raise InputError("training objective frames needs a model with a frame lifter (model option frame_lifter)")
+    # "frames" trains the frame lifter alone: the blocks are neither run nor changed
+    trained = model.frame_lifter if config.objective == "frames" else model
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     # the average smooths the last steps' noise out of the weights (a cheap, continuous weight average)
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
            if config.ema_decay else None)
@@ -397,8 +405,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     meta = {"preset": config.preset, "clip_frames": config.clip_frames,
             "fps": config.data_fps / min(config.frame_steps), "frame_steps": list(config.frame_steps),
             "train_data": data_desc, "reference_bone_lengths_m": mean_bone_lengths_m(train_seqs)}
-    ddp_model = (torch.nn.parallel.DistributedDataParallel(model, gradient_as_bucket_view=True)
-                 if world > 1 else model)
+    ddp_model = (torch.nn.parallel.DistributedDataParallel(trained, gradient_as_bucket_view=True)
+                 if world > 1 else trained)
     torch.manual_seed(_rank_seed(config.seed, rank))
 
     scored = ema.module if ema else model  # the weights that are validated and saved

@@ -138,6 +138,25 @@ def test_body_features_see_the_pose_apart_from_its_place_and_size():
     torch.testing.assert_close(b[:, 36], a[:, 36] * 2.5)  # and the size
 
 
+def test_a_frame_lifter_network_starts_as_its_frame_lifter_and_the_blocks_then_refine_it():
+    torch.manual_seed(0)
+    model = build_model("XS", depth=1, max_frames=9, frame_lifter=32).eval()
+    x = torch.randn(2, 9, 17, 2) * 0.2
+    frames = model.forward_frames(x)
+    assert frames.shape == (2, 9, 17, 3)
+    assert torch.equal(model(x), frames)  # the head starts at zero
+    # frame by frame: a frame's estimate does not depend on the others, and any length works
+    assert torch.allclose(model.forward_frames(x[:, 4:5]), frames[:, 4:5], atol=1e-6)
+    assert model.forward_frames(torch.randn(1, 30, 17, 2) * 0.2).shape == (1, 30, 17, 3)
+    model.train()
+    model(x).square().sum().backward()
+    assert model.head[1].weight.grad.abs().sum() > 0 and model.frame_lifter.out.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="cannot be widened"):
+        widened(model)
+    with pytest.raises(ValueError, match="needs a model with a frame lifter"):
+        build_model("XS", depth=1, max_frames=9).forward_frames(x)
+
+
 def test_pose_embedding_is_one_linear_map_from_the_frame_to_every_joint_and_it_trains():
     torch.manual_seed(0)
     plain = build_model("XS", depth=1, max_frames=9)

@@ -466,6 +466,27 @@ def test_time_budget_stops_cleanly_saves_and_validates(h36m_dir, tmp_path, monke
     assert load_weights(out / "final.pt")[1]["steps"] == records[0]["step"]
 
 
+def test_frames_objective_trains_the_frame_lifter_alone_then_clips_train_the_whole(h36m_dir, tmp_path):
+    model = {**TINY_MODEL, "frame_lifter": 32}
+    frames_run = tmp_path / "frames"
+    config = tiny_config(tmp_path, model=model, objective="frames", clip_frames=1, stride=1, batch_size=32)
+    assert run_cli(["train", "--data", h36m_dir, "--config", config, "--out", frames_run, "--epochs", 1,
+                    "--steps-per-epoch", 5, "--device", "cpu", "--val", "none"]) == 0
+    torch.manual_seed(0)  # the run's initial weights
+    initial = build_model("S", max_frames=1, **model).state_dict()
+    trained, meta = load_weights(frames_run / "final.pt")
+    assert meta["steps"] == 5
+    for name, value in trained.state_dict().items():
+        # the lifter's weights change; the blocks and the zero head do not
+        assert (not torch.equal(value, initial[name])) == name.startswith("frame_lifter."), name
+    clips_run = tmp_path / "clips"
+    config = tiny_config(tmp_path, init_weights=str(frames_run / "final.pt"))
+    assert run_cli(["train", "--data", h36m_dir, "--config", config, "--out", clips_run, "--epochs", 1,
+                    "--steps-per-epoch", 3, "--device", "cpu", "--val", "none"]) == 0
+    refined, _ = load_weights(clips_run / "final.pt")
+    assert refined.config.max_frames == CLIP and refined.head[1].weight.abs().sum() > 0
+
+
 def test_average_of_weights_files(tmp_path):
     torch.manual_seed(0)
     models = [build_model("S", max_frames=CLIP, **TINY_MODEL) for _ in range(2)]
@@ -597,7 +618,8 @@ def test_examples_hold_the_documented_training_configs():
     assert {p.name for p in EXAMPLE_CONFIGS} >= {
         "train_cpu_xs27.toml", "train_cpu_xs27_restart.toml", "train_cpu_xs27_stage3.toml", "train_cpu_w64_stage4.toml",
         "train_cpu_xs81_stage5.toml", "train_cpu_xs27_stage6.toml", "train_cpu_xs27_virtual_cams.toml",
-        "train_cpu_xs27_detector_error.toml", "finetune_own_data.toml", "train_cpu_budget_xs27.toml"}
+        "train_cpu_xs27_detector_error.toml", "finetune_own_data.toml", "train_cpu_budget_xs27.toml",
+        "train_cpu_budget_frames.toml", "train_cpu_budget_refine.toml"}
 
 
 @pytest.mark.parametrize("path", EXAMPLE_CONFIGS, ids=lambda p: p.name)
@@ -606,7 +628,8 @@ def test_example_configs_are_valid_training_options(path):
 
     values = TrainConfig.from_file(path)
     config = TrainConfig(**values)
-    assert config.clip_frames in (27, 81) and config.epochs > 0
+    assert config.clip_frames == 1 if config.objective == "frames" else config.clip_frames in (27, 81)
+    assert config.epochs > 0
 
 
 def test_shipped_weights_match_their_description():
@@ -659,6 +682,8 @@ def test_an_unknown_loss_term_is_an_error():
     ({"time_budget_minutes": 0}, "time_budget_minutes must be positive"),
     ({"warmup_steps": -5}, "warmup_steps must be >= 0"),
     ({"threads": 0}, "threads must be positive"),
+    ({"objective": "poses"}, "objective must be one of clips, frames"),
+    ({"objective": "frames"}, "objective frames needs a model with a frame lifter"),
 ])
 def test_bad_training_options_fail_before_a_run_folder_is_made(tmp_path, options, message):
     from pose3d.train import TrainConfig
