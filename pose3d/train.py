@@ -69,7 +69,8 @@ class TrainConfig:
     detection_error_scale: tuple[float, float] = (1.0, 1.0)  # each SH clip's detector error x U(low, high)
     preset: str = "S"
     model: dict = field(default_factory=dict)  # overrides of PoseMambaConfig fields
-    objective: str = "clips"           # clips: the whole network; frames: only its frame lifter (model.frame_lifter)
+    objective: str = "clips"           # clips: the whole network; frames: its frame lifter alone on single
+                                       # frames; refine: all but the frame lifter, on clips (model.frame_lifter)
     init_weights: str | list[str] | None = None  # fine-tune from these weights (a list: their average)
     widen_init: bool = False           # double init_weights' width first (pose3d.model.widened)
     clip_frames: int = 243
@@ -141,8 +142,8 @@ class TrainConfig:
         if isinstance(self.init_weights, list) and not (
                 self.init_weights and all(isinstance(p, str) for p in self.init_weights)):
             raise InputError(f"training option init_weights must be a path or a list of paths, not {self.init_weights!r}")
-        if self.objective == "frames" and not (self.init_weights or isinstance(self.model, dict) and self.model.get("frame_lifter")):
-            raise InputError("training objective frames needs a model with a frame lifter (model option frame_lifter)")
+        if self.objective in ("frames", "refine") and not (self.init_weights or isinstance(self.model, dict) and self.model.get("frame_lifter")):
+            raise InputError(f"training objective {self.objective} needs a model with a frame lifter (model option frame_lifter)")
         if self.widen_init and not self.init_weights:
             raise InputError("training option widen_init needs init_weights (the model to widen)")
         if not self.frame_steps or any(not _is_number(step, int) or step < 1 for step in self.frame_steps):
@@ -150,7 +151,7 @@ class TrainConfig:
         for name, value, choices in (("input_2d", self.input_2d, ("sh", "gt")),
                                      ("val", self.val, ("quick", "full", "none")),
                                      ("schedule", self.schedule, ("step", "cosine")),
-                                     ("objective", self.objective, ("clips", "frames")),
+                                     ("objective", self.objective, ("clips", "frames", "refine")),
                                      ("budget_clock", self.budget_clock, ("wall", "cpu")),
                                      ("precision", self.precision, ("fp32", "bf16"))):
             if value not in choices:
@@ -383,11 +384,15 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     sampler = ClipSampler(train_seqs, config.clip_frames, config.stride or config.clip_frames,
                           config.frame_steps, config.flip_prob, config.detection_error_scale)
     model = _build_model(config).to(device)
-    if config.objective == "frames" and model.frame_lifter is None:
-        raise InputError("training objective frames needs a model with a frame lifter (model option frame_lifter)")
-    # "frames" trains the frame lifter alone: the blocks are neither run nor changed
+    if config.objective != "clips" and model.frame_lifter is None:
+        raise InputError(f"training objective {config.objective} needs a model with a frame lifter (model option frame_lifter)")
+    # "frames" trains the frame lifter alone: the blocks are neither run nor changed. "refine"
+    # keeps it as it is: a fresh optimiser's first steps would knock a converged lifter off its minimum
     trained = model.frame_lifter if config.objective == "frames" else model
-    optimizer = torch.optim.AdamW(trained.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.objective == "refine":
+        model.frame_lifter.requires_grad_(False)
+    optimizer = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad], lr=config.lr,
+                                  weight_decay=config.weight_decay)
     # the average smooths the last steps' noise out of the weights (a cheap, continuous weight average)
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
            if config.ema_decay else None)
@@ -427,6 +432,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         mine = clips[rank::world][: per_rank * config.batch_size]
         sums, count, started, step_seconds = {}, 0, time.monotonic(), 0.0
         model.train()
+        if config.objective == "refine":  # the kept lifter gives the blocks its estimate without dropout
+            model.frame_lifter.eval()
         with progress_bar(TextColumn("loss {task.fields[loss]:.4f}")) as progress:
             task = progress.add_task(f"epoch {epoch + 1}/{config.epochs}", total=per_rank, loss=0.0)
             batches = _prefetched(sampler.batches(rng, config.batch_size, mine), device)

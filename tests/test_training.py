@@ -466,7 +466,7 @@ def test_time_budget_stops_cleanly_saves_and_validates(h36m_dir, tmp_path, monke
     assert load_weights(out / "final.pt")[1]["steps"] == records[0]["step"]
 
 
-def test_frames_objective_trains_the_frame_lifter_alone_then_clips_train_the_whole(h36m_dir, tmp_path):
+def test_frames_objective_trains_the_frame_lifter_alone_and_refine_all_but_it(h36m_dir, tmp_path):
     model = {**TINY_MODEL, "frame_lifter": 32}
     frames_run = tmp_path / "frames"
     config = tiny_config(tmp_path, model=model, objective="frames", clip_frames=1, stride=1, batch_size=32)
@@ -474,17 +474,20 @@ def test_frames_objective_trains_the_frame_lifter_alone_then_clips_train_the_who
                     "--steps-per-epoch", 5, "--device", "cpu", "--val", "none"]) == 0
     torch.manual_seed(0)  # the run's initial weights
     initial = build_model("S", max_frames=1, **model).state_dict()
-    trained, meta = load_weights(frames_run / "final.pt")
+    lifter, meta = load_weights(frames_run / "final.pt")
     assert meta["steps"] == 5
-    for name, value in trained.state_dict().items():
-        # the lifter's weights change; the blocks and the zero head do not
+    for name, value in lifter.state_dict().items():  # the lifter changes; the blocks and the zero head do not
         assert (not torch.equal(value, initial[name])) == name.startswith("frame_lifter."), name
-    clips_run = tmp_path / "clips"
-    config = tiny_config(tmp_path, init_weights=str(frames_run / "final.pt"))
-    assert run_cli(["train", "--data", h36m_dir, "--config", config, "--out", clips_run, "--epochs", 1,
+    refine_run = tmp_path / "refine"
+    config = tiny_config(tmp_path, init_weights=str(frames_run / "final.pt"), objective="refine")
+    assert run_cli(["train", "--data", h36m_dir, "--config", config, "--out", refine_run, "--epochs", 1,
                     "--steps-per-epoch", 3, "--device", "cpu", "--val", "none"]) == 0
-    refined, _ = load_weights(clips_run / "final.pt")
-    assert refined.config.max_frames == CLIP and refined.head[1].weight.abs().sum() > 0
+    refined, _ = load_weights(refine_run / "final.pt")
+    assert refined.config.max_frames == CLIP
+    before = lifter.state_dict()
+    for name, value in refined.state_dict().items():  # now everything but the lifter changes
+        if name != "temporal_pos":  # stretched from 1 frame to CLIP
+            assert torch.equal(value, before[name]) == name.startswith("frame_lifter."), name
 
 
 def test_average_of_weights_files(tmp_path):
@@ -682,7 +685,8 @@ def test_an_unknown_loss_term_is_an_error():
     ({"time_budget_minutes": 0}, "time_budget_minutes must be positive"),
     ({"warmup_steps": -5}, "warmup_steps must be >= 0"),
     ({"threads": 0}, "threads must be positive"),
-    ({"objective": "poses"}, "objective must be one of clips, frames"),
+    ({"objective": "poses"}, "objective must be one of clips, frames, refine"),
+    ({"objective": "refine"}, "objective refine needs a model with a frame lifter"),
     ({"objective": "frames"}, "objective frames needs a model with a frame lifter"),
 ])
 def test_bad_training_options_fail_before_a_run_folder_is_made(tmp_path, options, message):
