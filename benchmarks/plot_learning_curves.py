@@ -6,6 +6,8 @@
 ``--mlp``: the JSON of benchmarks/baseline_mlp.py (its curves, one per 2D input). ``--run``:
 LABEL=RUN_FOLDER of a ``pose3d train`` run with ``budget_clock = "cpu"`` (its metrics.jsonl
 has ``cpu_minutes`` and ``val_p1`` per epoch); the 2D input is read from the run's config.json.
+A run in stages is LABEL=FOLDER1+FOLDER2: each stage's minutes continue from where the one
+before stopped (its last ``cpu_minutes``), so the curve shows the whole recipe's budget.
 Solid lines: Stacked-Hourglass 2D; dashed: ground-truth 2D. Also prints the points as a table.
 """
 
@@ -21,21 +23,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def run_curve(folder: Path) -> tuple[str, list[float], list[float]]:
-    config = json.loads((folder / "config.json").read_text())
-    minutes, p1 = [], []
-    for line in (folder / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if "val_p1" in record and "cpu_minutes" in record:
-            minutes.append(record["cpu_minutes"])
-            p1.append(record["val_p1"])
-    return config["input_2d"], minutes, p1
+def run_curve(folders: list[Path]) -> tuple[str, list[float], list[float]]:
+    """(2D input, CPU-minutes, P1) of a run, or of its stages one after another."""
+    minutes, p1, before = [], [], 0.0
+    for folder in folders:
+        input_2d = json.loads((folder / "config.json").read_text())["input_2d"]
+        records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        for record in records:
+            if "val_p1" in record and "cpu_minutes" in record:
+                minutes.append(before + record["cpu_minutes"])
+                p1.append(record["val_p1"])
+        before += records[-1]["cpu_minutes"]
+    return input_2d, minutes, p1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mlp", action="append", default=[], help="baseline_mlp.py --json output")
-    parser.add_argument("--run", action="append", default=[], help="LABEL=RUN_FOLDER")
+    parser.add_argument("--run", action="append", default=[], help="LABEL=RUN_FOLDER or LABEL=STAGE1+STAGE2")
     parser.add_argument("-o", "--out", required=True, help="PNG to write")
     parser.add_argument("--title", default="Human3.6M quick protocol, one CPU core (AMD EPYC)")
     args = parser.parse_args()
@@ -48,7 +53,7 @@ def main() -> None:
                            [c["cpu_minutes"] for c in curve], [c["p1"] for c in curve]))
     for item in args.run:
         label, folder = item.split("=", 1)
-        curves.append((label, *run_curve(Path(folder))))
+        curves.append((label, *run_curve([Path(f) for f in folder.split("+")])))
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     labels = sorted({c[0] for c in curves}, key=[c[0] for c in curves].index)

@@ -333,24 +333,41 @@ def learning_rate(config: TrainConfig, epoch: int, step: int, progress: float) -
     return config.lr * warmup * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def _prefetched(batches, device: torch.device):
-    """Tensors on ``device`` from numpy batches; on CUDA the next batch is built by a thread and
-    copied from pinned memory without blocking while the current step runs."""
-    if device.type != "cuda":
+def _prefetched(batches, device: torch.device, threaded: bool | None = None):
+    """Tensors on ``device`` from numpy batches. On CUDA (or with ``threaded``) the next batch is
+    built by a thread, and on CUDA copied from pinned memory without blocking while the current
+    step runs. Closing the generator (a budget stop mid-epoch) ends the thread too."""
+    if not (device.type == "cuda" if threaded is None else threaded):
         for arrays in batches:
             yield tuple(torch.from_numpy(a) for a in arrays)
         return
+    pin = device.type == "cuda"
     ready: queue.Queue = queue.Queue(maxsize=2)
-    done = object()
+    done, stop = object(), threading.Event()
+
+    def offer(item) -> bool:  # False once the consumer has gone
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
 
     def produce():
         for arrays in batches:
-            ready.put(tuple(torch.from_numpy(a).pin_memory() for a in arrays))
-        ready.put(done)
+            if not offer(tuple(torch.from_numpy(a).pin_memory() if pin else torch.from_numpy(a) for a in arrays)):
+                return
+        offer(done)
 
-    threading.Thread(target=produce, daemon=True).start()
-    while (item := ready.get()) is not done:
-        yield tuple(t.to(device, non_blocking=True) for t in item)
+    producer = threading.Thread(target=produce, daemon=True, name="batch-prefetch")
+    producer.start()
+    try:
+        while (item := ready.get()) is not done:
+            yield tuple(t.to(device, non_blocking=True) for t in item)
+    finally:
+        stop.set()
+        producer.join()
 
 
 def _agree(flag: bool, world: int, device: torch.device) -> bool:
@@ -471,6 +488,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                     _save_checkpoint(checkpoint_path, model, optimizer, ema,
                                      {**state, "epoch": epoch, "batch": b + 1, "clock_seconds": clock.seconds()}, meta)
                     last_save = time.monotonic()
+        batches.close()  # after a budget stop mid-epoch: ends the prefetching thread
         state["batch"] = 0
         state["clock_seconds"] = clock.seconds()
         record = {"epoch": epoch + 1, "step": state["step"], "lr": optimizer.param_groups[0]["lr"],

@@ -102,6 +102,20 @@ def test_two_gloo_processes_train_with_their_own_stochastic_depth(tmp_path):
 
 
 # --------------------------------------------------------------------------- host syncs, devices
+def test_prefetching_thread_yields_every_batch_and_ends_when_the_consumer_stops_early():
+    import threading
+
+    import numpy as np
+
+    batches = [(np.full((2, 3), i, np.float32),) for i in range(10)]
+    assert [int(b[0][0, 0]) for b in train_module._prefetched(iter(batches), torch.device("cpu"), threaded=True)] \
+        == list(range(10))
+    consumer = train_module._prefetched(iter(batches), torch.device("cpu"), threaded=True)
+    assert int(next(consumer)[0][0, 0]) == 0  # then a budget stop: the producer is blocked on a full queue
+    consumer.close()
+    assert not any(t.name == "batch-prefetch" for t in threading.enumerate())
+
+
 def test_loss_terms_stay_tensors_and_the_2d_term_covers_clips_without_3d():
     from pose3d.losses import means, projection_2d, training_loss
 
