@@ -499,7 +499,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         last_epoch = out_of_time or epoch + 1 == config.epochs
         if rank == 0 and val_seqs and ((epoch + 1) % config.val_every == 0 or last_epoch):
             scored.eval()
+            # batches of about as many frames at any clip length: one frame per call was mostly overhead
             result = evaluate_sequences(scored, val_seqs, clip_frames=config.clip_frames,
+                                        batch_size=max(8, 512 // config.clip_frames),
                                         description=f"validation ({config.val})")
             record.update(val_p1=result.p1, val_p2=result.p2)
             if result.p1 < state["best_p1"]:
