@@ -478,7 +478,7 @@ def forward_kinematics(bvh: BVH) -> np.ndarray:
     return pos
 
 
-def world_to_camera(points, *, up: str = "y", units: str = "m", person_up=None) -> np.ndarray:
+def bvh_axes_to_camera(points, *, up: str = "y", units: str = "m", person_up=None) -> np.ndarray:
     """Positions (..., 3) from a file written by write_bvh with these options back to pose3d's
     camera axes and metres (not root-relative: the pelvis carries the root trajectory)."""
     # world = axes @ to_world @ camera * scale, with orthonormal matrices
@@ -493,4 +493,4 @@ def camera_joints(bvh: BVH, *, up: str = "y", units: str = "m", person_up=None) 
     if missing:
         raise InputError(f"the BVH skeleton lacks the pose3d joints {', '.join(missing)}")
     positions = forward_kinematics(bvh)[:, [bvh.joint_names.index(name) for name in JOINT_NAMES]]
-    return world_to_camera(positions, up=up, units=units, person_up=person_up)
+    return bvh_axes_to_camera(positions, up=up, units=units, person_up=person_up)
