@@ -43,16 +43,15 @@ import numpy as np
 
 from .errors import InputError
 from .io_utils import atomic_write_text
+from .rotations import (CAMERA_TO_YUP, axis_angle, axis_rotation, euler_from_matrices, euler_order, frame, swing,
+                        twist_angle, unit, world_axes)
 from .skeleton import ANKLE_HEIGHT_M, BONES, JOINT_NAMES, NUM_JOINTS, bone_lengths
 
 log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- skeleton
-# The rotations are solved in a Y-up world (right-handed): x = the camera's x (right),
-# y = up (-y of the camera), z = towards the camera. A person facing the camera faces +Z.
-_CAMERA_TO_YUP = np.diag([1.0, -1.0, -1.0])
-# Y-up -> Z-up world: x stays, z = old y (up), y = -old z (a person facing the camera faces -Y).
-_YUP_TO_ZUP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+# The rotations are solved in a Y-up world (right-handed; pose3d.rotations): x = the camera's x
+# (right), y = up (-y of the camera), z = towards the camera. A person facing the camera faces +Z.
 _UNIT_SCALE = {"m": 1.0, "cm": 100.0}
 _X, _Y, _Z = np.eye(3)
 
@@ -142,105 +141,7 @@ class BVH:
         return 1.0 / self.frame_time
 
 
-# --------------------------------------------------------------------------- rotation helpers
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
-
-
-def _skew(v: np.ndarray) -> np.ndarray:
-    out = np.zeros(v.shape[:-1] + (3, 3))
-    out[..., 0, 1], out[..., 0, 2], out[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
-    out[..., 1, 0], out[..., 2, 0], out[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
-    return out
-
-
-def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotation matrices about unit ``axis`` (..., 3) by ``angle`` (...) radians."""
-    k = _skew(axis)
-    s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
-    return np.eye(3) + s * k + (1 - c) * (k @ k)
-
-
-def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest rotation taking unit vectors ``a`` to ``b`` (broadcast over leading axes)."""
-    a, b = np.broadcast_arrays(a, b)
-    cos = np.sum(a * b, axis=-1)
-    k = _skew(np.cross(a, b))
-    opposite = cos < -1 + 1e-9
-    safe = np.where(opposite, 1.0, 1 + cos)[..., None, None]
-    rot = np.eye(3) + k + (k @ k) / safe
-    if np.any(opposite):  # half turn about any axis perpendicular to a
-        a_opp = a[opposite]
-        helper = np.where(np.abs(a_opp[:, :1]) < 0.9, _X, _Y)
-        axis = _unit(np.cross(a_opp, helper))
-        rot[opposite] = 2 * axis[:, :, None] * axis[:, None, :] - np.eye(3)
-    return rot
-
-
-def _twist_angle(a: np.ndarray, b: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """Angle of the rotation a @ b.T about ``axis`` (both a and b map something onto axis)."""
-    m = a @ np.swapaxes(b, -1, -2)
-    sin = 0.5 * np.einsum("...i,...i->...", axis, np.stack(
-        [m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], axis=-1))
-    cos = 0.5 * (np.trace(m, axis1=-2, axis2=-1) - 1)
-    return np.arctan2(sin, cos)
-
-
-_AXIS_INDEX = {"X": 0, "Y": 1, "Z": 2}
-
-
-def _axis_rotation(axis: str, degrees: np.ndarray) -> np.ndarray:
-    vec = np.eye(3)[_AXIS_INDEX[axis]]
-    return _axis_angle(np.broadcast_to(vec, np.shape(degrees) + (3,)), np.radians(degrees))
-
-
-def _euler_order(rot: np.ndarray, preferred: str) -> str:
-    """``preferred``, unless the rotations (N, 3, 3) come within 30 degrees of its gimbal lock
-    (middle angle +-90); then the Tait-Bryan order that stays farthest from its lock."""
-    def closeness(order: str) -> float:  # largest |sin(middle angle)|
-        i, _, k = (_AXIS_INDEX[a] for a in order)
-        return float(np.abs(rot[:, i, k]).max())
-    if closeness(preferred) < math.sin(math.radians(60)):
-        return preferred
-    return min([preferred] + ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"], key=closeness)
-
-
-def _euler_from_matrices(rot: np.ndarray, order: str) -> np.ndarray:
-    """(N, 3, 3) -> (N, 3) degrees with rot = R_order[0] @ R_order[1] @ R_order[2], continuous
-    over frames: of the two equivalent solutions the one nearest the previous frame, each angle
-    unwrapped by whole turns."""
-    i, j, k = (_AXIS_INDEX[a] for a in order)
-    parity = 1.0 if (j - i) % 3 == 1 else -1.0  # XYZ, YZX, ZXY are even
-    mid = np.arcsin(np.clip(parity * rot[:, i, k], -1.0, 1.0))
-    first = np.arctan2(-parity * rot[:, j, k], rot[:, k, k])
-    last = np.arctan2(-parity * rot[:, i, j], rot[:, i, i])
-    primary = np.stack([first, mid, last], axis=1)
-    alternative = np.stack([first + np.pi, np.pi - mid, last + np.pi], axis=1)
-    # python floats: this loop runs frames x joints times
-    prim, alt = primary.tolist(), alternative.tolist()
-    out = [prim[0]]
-    two_pi = 2 * math.pi
-    for t in range(1, len(prim)):
-        prev = out[-1]
-        best, best_dist = None, math.inf
-        for cand in (prim[t], alt[t]):
-            cand = [c + two_pi * round((p - c) / two_pi) for c, p in zip(cand, prev)]
-            dist = sum((c - p) ** 2 for c, p in zip(cand, prev))
-            if dist < best_dist:
-                best, best_dist = cand, dist
-        out.append(best)
-    return np.degrees(np.array(out))
-
-
 # --------------------------------------------------------------------------- solving rotations
-def _frame(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) orthonormal frames; columns: primary, secondary made orthogonal to it, their
-    cross product."""
-    a = _unit(primary)
-    b = _unit(secondary - np.sum(secondary * a, axis=-1, keepdims=True) * a)
-    return np.stack([a, b, np.cross(a, b)], axis=-1)
-
-
 def _bone_directions(positions: np.ndarray) -> np.ndarray:
     """(N, J, 3) unit direction of each BVH bone from its parent (zero rows for the root and
     the helpers); a zero-length bone keeps the previous frame's direction (frame 0: rest)."""
@@ -270,8 +171,8 @@ def _frame_rotation(positions: np.ndarray, rest_positions: np.ndarray, j: int) -
     """(N, 3, 3) world rotation of the pelvis or thorax: the rest frame of its two vectors
     turned onto the observed one."""
     (a0, a1), (b0, b1) = _FRAME_VECTORS[j]
-    observed = _frame(positions[:, a1] - positions[:, a0], positions[:, b1] - positions[:, b0])
-    rest = _frame(rest_positions[a1] - rest_positions[a0], rest_positions[b1] - rest_positions[b0])
+    observed = frame(positions[:, a1] - positions[:, a0], positions[:, b1] - positions[:, b0])
+    rest = frame(rest_positions[a1] - rest_positions[a0], rest_positions[b1] - rest_positions[b0])
     return observed @ rest.T
 
 
@@ -284,7 +185,7 @@ def _rest_offsets(directions: np.ndarray, positions: np.ndarray, lengths: np.nda
     for hip in (_J["right_hip"], _J["left_hip"]):
         median = np.median(np.einsum("nji,nj->ni", pelvis, directions[:, hip]), axis=0)
         if np.linalg.norm(median) > 1e-6:
-            rest[hip] = _unit(median)
+            rest[hip] = unit(median)
     return rest * lengths[:, None]
 
 
@@ -305,7 +206,7 @@ def _single_child_rotations(rest_dir: np.ndarray, target: np.ndarray, dt: float,
     The reference is the swing-only rotation from the rest pose, or for a thigh or upper arm
     (``hinge``: rest hinge axis, (N, 3) observed direction of the next bone) the rotation
     whose hinge axis lies across the plane in which the knee or elbow bends."""
-    swing_only = _swing(rest_dir, target)
+    swing_only = swing(rest_dir, target)
     # how far the swing-only rotation can be trusted: 1 up to 120 degrees from rest, 0 past ~154
     weight = np.clip((target @ rest_dir + 0.9) / 0.4, 0.0, 1.0)
     reference = np.zeros(len(target))  # twist of the reference over the swing-only rotation
@@ -313,12 +214,12 @@ def _single_child_rotations(rest_dir: np.ndarray, target: np.ndarray, dt: float,
         rest_axis, next_bone = hinge
         cross = np.cross(target, next_bone)
         bent = np.clip((np.linalg.norm(cross, axis=-1) - 0.17) / 0.33, 0.0, 1.0)  # sin: 10..30 degrees
-        hinged = _frame(target, cross) @ _frame(rest_dir, rest_axis).T
-        reference = np.where(bent > 0, _twist_angle(hinged, swing_only, target), 0.0)
+        hinged = frame(target, cross) @ frame(rest_dir, rest_axis).T
+        reference = np.where(bent > 0, twist_angle(hinged, swing_only, target), 0.0)
         weight = np.where(bent > 0, bent, weight)
     # twist of each frame's swing-only rotation relative to the previous one moved minimally
-    carried = _swing(target[:-1], target[1:]) @ swing_only[:-1]
-    delta = _twist_angle(swing_only[1:], carried, target[1:])
+    carried = swing(target[:-1], target[1:]) @ swing_only[:-1]
+    delta = twist_angle(swing_only[1:], carried, target[1:])
     max_return = math.radians(_TWIST_RETURN_DEG_PER_S) * dt
     twist = [float(reference[0])]  # twist on top of the swing-only rotation, per frame
     for d, ref, w in zip(delta.tolist(), reference[1:].tolist(), weight[1:].tolist()):
@@ -326,7 +227,7 @@ def _single_child_rotations(rest_dir: np.ndarray, target: np.ndarray, dt: float,
         off = (psi - ref + math.pi) % (2 * math.pi) - math.pi
         step = max_return * w
         twist.append(psi - min(max(off, -step), step))
-    return _axis_angle(target, np.array(twist)) @ swing_only
+    return axis_angle(target, np.array(twist)) @ swing_only
 
 
 def _solve_local_rotations(directions: np.ndarray, positions: np.ndarray, offsets: np.ndarray,
@@ -354,7 +255,7 @@ def _solve_local_rotations(directions: np.ndarray, positions: np.ndarray, offset
             if j in _HINGE_AXES:
                 next_bone = np.einsum("nji,nj->ni", parent, directions[:, _CHILDREN[child][0]])
                 hinge = (_HINGE_AXES[j], next_bone)
-            glob[:, j] = parent @ _single_child_rotations(_unit(offsets[child]), target, dt, hinge)
+            glob[:, j] = parent @ _single_child_rotations(unit(offsets[child]), target, dt, hinge)
         else:  # leaves: nothing observed turns them
             glob[:, j] = parent
         local[:, j] = np.swapaxes(parent, -1, -2) @ glob[:, j]
@@ -440,12 +341,12 @@ def write_bvh(path: str | Path, joints_m, fps: float, *, root_m=None, up: str = 
         root_world = root @ to_world.T
 
     scale = _UNIT_SCALE[units]
-    axes = np.eye(3) if up == "y" else _YUP_TO_ZUP
+    axes = world_axes(up)
     letters = {"X": "X", "Y": "Y", "Z": "Z"} if up == "y" else {"X": "X", "Y": "Z", "Z": "Y"}
-    orders = ["".join(letters[a] for a in _euler_order(local[:, j], order)) for j, order in enumerate(_ORDERS_YUP)]
+    orders = ["".join(letters[a] for a in euler_order(local[:, j], order)) for j, order in enumerate(_ORDERS_YUP)]
     local = axes @ local @ axes.T
     columns = [root_world @ axes.T * scale]
-    columns += [_euler_from_matrices(local[:, j], orders[j]) for j in range(len(_SKELETON))]
+    columns += [euler_from_matrices(local[:, j], orders[j]) for j in range(len(_SKELETON))]
     motion = np.round(np.concatenate(columns, axis=1), 6) + 0.0  # + 0.0: no "-0.000000"
 
     text = io.StringIO()
@@ -461,8 +362,8 @@ def write_bvh(path: str | Path, joints_m, fps: float, *, root_m=None, up: str = 
 def _to_world(person_up) -> np.ndarray:
     """Camera axes -> the Y-up world, levelled on ``person_up`` when given."""
     if person_up is None:
-        return _CAMERA_TO_YUP
-    return _CAMERA_TO_YUP @ _swing(_unit(np.asarray(person_up, float)), np.array([0.0, -1.0, 0.0]))
+        return CAMERA_TO_YUP
+    return CAMERA_TO_YUP @ swing(unit(np.asarray(person_up, float)), np.array([0.0, -1.0, 0.0]))
 
 
 def _write_joint(out: io.StringIO, j: int, offsets, orders, end_sites, depth: int) -> None:
@@ -565,9 +466,9 @@ def forward_kinematics(bvh: BVH) -> np.ndarray:
             column += 1
             axis, kind = name[0].upper(), name[1:].lower()
             if kind == "position":
-                translation[:, _AXIS_INDEX[axis]] += values
+                translation[:, "XYZ".index(axis)] += values
             elif kind == "rotation":
-                rot = rot @ _axis_rotation(axis, values)
+                rot = rot @ axis_rotation(axis, values)
         p = bvh.parents[j]
         if p < 0:
             glob[:, j], pos[:, j] = rot, translation
@@ -577,11 +478,11 @@ def forward_kinematics(bvh: BVH) -> np.ndarray:
     return pos
 
 
-def world_to_camera(points, *, up: str = "y", units: str = "m", person_up=None) -> np.ndarray:
+def bvh_axes_to_camera(points, *, up: str = "y", units: str = "m", person_up=None) -> np.ndarray:
     """Positions (..., 3) from a file written by write_bvh with these options back to pose3d's
     camera axes and metres (not root-relative: the pelvis carries the root trajectory)."""
     # world = axes @ to_world @ camera * scale, with orthonormal matrices
-    axes = np.eye(3) if up == "y" else _YUP_TO_ZUP
+    axes = world_axes(up)
     return np.asarray(points, float) / _UNIT_SCALE[units] @ (axes @ _to_world(person_up))
 
 
@@ -592,4 +493,4 @@ def camera_joints(bvh: BVH, *, up: str = "y", units: str = "m", person_up=None) 
     if missing:
         raise InputError(f"the BVH skeleton lacks the pose3d joints {', '.join(missing)}")
     positions = forward_kinematics(bvh)[:, [bvh.joint_names.index(name) for name in JOINT_NAMES]]
-    return world_to_camera(positions, up=up, units=units, person_up=person_up)
+    return bvh_axes_to_camera(positions, up=up, units=units, person_up=person_up)

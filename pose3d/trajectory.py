@@ -38,6 +38,7 @@ from .codec import smooth_keeping_trends
 from .errors import InputError
 from .postprocess import FEET as ANKLES
 from .postprocess import ground_contact
+from .rotations import CAMERA_TO_YUP, swing, unit, world_axes
 from .skeleton import ANKLE_HEIGHT_M, JOINT_NAMES
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ class WorldFrame:
     @property
     def axes(self) -> np.ndarray:
         """Y-up world -> the written world (identity for up='y')."""
-        return np.eye(3) if self.up == "y" else np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+        return world_axes(self.up)
 
     def matrix(self) -> np.ndarray:
         """(4, 4) world-from-camera transform in the written axes (metres)."""
@@ -244,16 +245,12 @@ class WorldFrame:
 def world_rotation(up_camera: np.ndarray) -> np.ndarray:
     """The world-from-camera rotation (Y-up convention) that turns ``up_camera`` (the floor's
     normal in camera axes) straight up by the smallest rotation: with a level camera it is
-    diag(1, -1, -1), as pose3d.bvh's camera-to-world axes."""
-    a = np.asarray(up_camera, float) / np.linalg.norm(up_camera)
+    CAMERA_TO_YUP, pose3d.bvh's camera-to-world axes."""
+    a = unit(np.asarray(up_camera, float))
     b = np.array([0.0, -1.0, 0.0])  # camera axes' up for a level camera
-    v, c = np.cross(a, b), float(a @ b)
-    if c < -1 + 1e-9:
-        swing = np.diag([1.0, -1.0, -1.0])  # half turn about x
-    else:
-        k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-        swing = np.eye(3) + k + k @ k / (1 + c)
-    return np.diag([1.0, -1.0, -1.0]) @ swing
+    # upside down any half turn will do: this one about x (rotations.swing would pick another axis)
+    turn = np.diag([1.0, -1.0, -1.0]) if a @ b < -1 + 1e-9 else swing(a, b)
+    return CAMERA_TO_YUP @ turn
 
 
 def foot_contacts(joints_camera: np.ndarray, up: np.ndarray, fps: float,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from pose3d.bvh import BVH_JOINT_NAMES, BVH_PARENTS, camera_joints, forward_kinematics, read_bvh, write_bvh
 from pose3d.errors import InputError, OutputError
@@ -34,16 +35,11 @@ _LOOSE_BONES = (7, 9, 11, 14)
 
 
 def _rotation(axis, angle) -> np.ndarray:
-    """Rotation matrices about (..., 3) axes (normalised here) by (...) radians."""
+    """Rotation matrices about (..., 3) axes (normalised here) by (...) radians, by scipy
+    (independent of pose3d.rotations)."""
     axis = np.asarray(axis, float)
-    axis = axis / np.linalg.norm(axis, axis=-1, keepdims=True)
-    angle = np.asarray(angle, float)
-    axis, angle = np.broadcast_arrays(axis, angle[..., None])
-    angle = angle[..., 0]
-    k = np.zeros(axis.shape[:-1] + (3, 3))
-    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -axis[..., 2], axis[..., 1], -axis[..., 0]
-    k[..., 1, 0], k[..., 2, 0], k[..., 2, 1] = axis[..., 2], -axis[..., 1], axis[..., 0]
-    return np.eye(3) + np.sin(angle)[..., None, None] * k + (1 - np.cos(angle))[..., None, None] * (k @ k)
+    rotvec = axis / np.linalg.norm(axis, axis=-1, keepdims=True) * np.asarray(angle, float)[..., None]
+    return Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_matrix().reshape(rotvec.shape + (3,))
 
 
 def _smooth_rotations(frames: int, rng, amplitude: float) -> np.ndarray:
@@ -206,8 +202,6 @@ def test_euler_angles_in_the_file_give_the_joints_by_scipy(tmp_path, up, units):
     intrinsic rotations in the listed order, its offset is in its parent's rotated frame, the
     root's position channels place it) with scipy's Rotation.from_euler, none of pose3d.bvh's
     parsing or forward kinematics. It must give the input joints in the file's world axes."""
-    from scipy.spatial.transform import Rotation
-
     joints = moving_skeleton(frames=60)
     root = np.stack([np.linspace(-0.5, 0.5, 60), np.full(60, -0.9), np.linspace(4.0, 3.0, 60)], axis=1)
     path = tmp_path / "out.bvh"
