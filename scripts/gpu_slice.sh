@@ -102,7 +102,7 @@ fi
 import json, os, sys
 path, data, run, preset, frames, batch, minutes, precision, init = sys.argv[1:]
 config = dict(data=data, out_dir=run, preset=preset, clip_frames=int(frames), batch_size=int(batch),
-              frame_steps=[1], lr=5e-4, schedule="cosine", warmup_steps=50, val="none",
+              frame_steps=[1], lr=5e-4, schedule="cosine", warmup_steps=5, val="none",
               checkpoint_minutes=60, time_budget_minutes=float(minutes), epochs=1000, precision=precision)
 if init and os.path.isfile(init):
     config["init_weights"] = init
@@ -136,7 +136,7 @@ if [ -f "$WEIGHTS" ]; then
     --device "$DEVICE"
 fi
 step speed 150 "$PY" "$ROOT/benchmarks/lifter_speed.py" --devices "$DEVICE" --backends "$BACKENDS" --presets "$PRESET" --frames "$T" \
-  --modes infer1,infer,train --batch "$BENCH_BATCH" --train-batch "$BATCH" --warmup 1 --repeats 3 --budget 20 \
+  --modes infer1,infer,train --batch "$BENCH_BATCH" --train-batch "$BATCH" --warmup 1 --repeats 3 --budget 40 \
   --json "$WORK/speed.json" --out "$OUT/speed.md"
 if [ -f "$SLICE_DIR/skater_hrnet_h36m17.npz" ]; then
   lift_weights=()
