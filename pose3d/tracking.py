@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .tracks import Track2D
+from .tracks import Detection, Track2D
 
 MIN_TRACK_FRAMES = 5        # shorter tracks are dropped as spurious
 SAME_PERSON_SHARED = 0.15   # tracks whose joints agree within this x body height on shared frames ...
@@ -17,18 +17,6 @@ SHORT_OVERLAP = 5           # frames two pieces of one person may share where on
 VELOCITY_SIGHTINGS = 5      # last sightings of a piece that give its velocity across a gap
 MATCH_IOU = 0.3             # a detection continues a track when their boxes overlap this much
 DUPLICATE_IOU = 0.6         # two tracks this close are the same person: the younger is dropped
-
-
-@dataclass
-class Detection:
-    """One person in one frame: (17, 2) pixels, (17,) confidences, box (x0, y0, x1, y1) of
-    the keypoints; ``follow_box``: where to look for them in the next frame, when the
-    detector knows better than the keypoints' box (a crouching person's box shrinks)."""
-
-    keypoints: np.ndarray
-    scores: np.ndarray
-    box: np.ndarray
-    follow_box: np.ndarray | None = None
 
 
 def _box_area(box: np.ndarray) -> float:

@@ -33,6 +33,18 @@ class VideoInfo:
 
 
 @dataclass
+class Detection:
+    """One person in one frame, as a 2D backend finds them (pose3d.tracking joins them into
+    tracks); ``follow_box``: where to look for them in the next frame, when the detector knows
+    better than the keypoints' box (a crouching person's box shrinks)."""
+
+    keypoints: np.ndarray     # (17, 2) pixels
+    scores: np.ndarray        # (17,) confidence in [0, 1]
+    box: np.ndarray           # (4,) x0, y0, x1, y1 pixels: the keypoints' box
+    follow_box: np.ndarray | None = None  # (4,) pixels, or None
+
+
+@dataclass
 class Track2D:
     """One person over the frames where they were found (or interpolated)."""
 
@@ -68,12 +80,16 @@ class Track3D(Track2D):
     written before schema version 2).
     """
 
-    joints_3d: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_JOINTS, 3)))
+    joints_3d: np.ndarray
     up: np.ndarray | None = None
     root_height_m: np.ndarray | None = None
     scale: float = 1.0
     quality: dict = field(default_factory=dict)
     root_camera: np.ndarray | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        assert self.joints_3d.shape == (len(self.frames), NUM_JOINTS, 3)
 
     def joints_camera(self) -> np.ndarray:
         """(N, 17, 3) joints in camera space (metres); root-relative when no root is known."""

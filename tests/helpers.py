@@ -101,7 +101,7 @@ class FakeBackend(BackendStub):
     def find_people(self, frame: np.ndarray):
         import time
 
-        from pose3d.tracking import Detection
+        from pose3d.tracks import Detection
 
         time.sleep(self.delay)
         h, w = frame.shape[:2]

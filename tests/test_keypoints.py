@@ -6,7 +6,8 @@ from helpers import FakeBackend, BackendStub
 
 from pose3d.keypoints.convert import BLAZEPOSE_33, COCO_17, HEAD_ABOVE_EARS, THORAX_TOWARDS_EARS, to_h36m17
 from pose3d.skeleton import JOINT_NAMES
-from pose3d.tracking import Detection, Tracker, main_track
+from pose3d.tracking import Tracker, main_track
+from pose3d.tracks import Detection
 
 
 def _upright_blazepose():

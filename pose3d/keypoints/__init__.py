@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import DependencyError, InputError
 from ..progress import progress_bar
-from ..tracking import DUPLICATE_IOU, MIN_TRACK_FRAMES, Detection, Tracker, box_iou, box_overlap, main_track
+from ..tracking import DUPLICATE_IOU, MIN_TRACK_FRAMES, Tracker, box_iou, box_overlap, main_track
+from ..tracks import Detection
 from ..tracks import Track2D
 from ..video import FrameSource
 

@@ -16,7 +16,7 @@ import logging
 import numpy as np
 
 from ..errors import DependencyError
-from ..tracking import Detection
+from ..tracks import Detection
 from .convert import COCO_17, to_h36m17
 
 log = logging.getLogger(__name__)
