@@ -45,7 +45,7 @@ from .errors import InputError
 from .io_utils import atomic_write_text
 from .rotations import (CAMERA_TO_YUP, axis_angle, axis_rotation, euler_from_matrices, euler_order, frame, swing,
                         twist_angle, unit, world_axes)
-from .skeleton import ANKLE_HEIGHT_M, BONES, JOINT_NAMES, NUM_JOINTS, bone_lengths
+from .skeleton import ANKLE_HEIGHT_M, BONES, JOINT_NAMES, NUM_JOINTS, Skeleton, bone_lengths
 
 log = logging.getLogger(__name__)
 
@@ -61,51 +61,53 @@ _X, _Y, _Z = np.eye(3)
 # would have to place the hips and the spine, or the neck and both shoulders, whose angles
 # change in real motion (Human3.6M: shoulders off by up to 7 cm); with them every bone
 # direction is reproduced, and the thorax turns with the chest, not with head nods.
-# Columns: name, parent, the pose3d joint it sits on, rest (T-pose, Y-up) direction of the
-# bone from its parent (None: helper, zero offset), preferred Euler order (Y-up letters).
+# Columns: name, parent, rest (T-pose, Y-up) direction of the bone from its parent (None:
+# helper, zero offset), preferred Euler order (Y-up letters).
 # Its middle axis, where gimbal lock sits at +-90 degrees, is the one with the smallest range:
 # the bone's own (twist) axis for joints turning a vertical bone (Y) or an arm bone (X), and
 # left-right (X) for the pelvis and thorax, which turn freely about the vertical. A joint
 # whose track still comes within 30 degrees of that lock gets the order farthest from it.
-_SKELETON = (
-    ("hip", None, 0, None, "ZXY"),
-    ("right_hip", "hip", 1, -_X, "ZYX"),
-    ("right_knee", "right_hip", 2, -_Y, "ZYX"),
-    ("right_foot", "right_knee", 3, -_Y, "ZXY"),
-    ("left_hip", "hip", 4, _X, "ZYX"),
-    ("left_knee", "left_hip", 5, -_Y, "ZYX"),
-    ("left_foot", "left_knee", 6, -_Y, "ZXY"),
-    ("lower_back", "hip", 0, None, "ZYX"),
-    ("spine", "lower_back", 7, _Y, "ZYX"),
-    ("thorax", "spine", 8, _Y, "ZXY"),
-    ("neck_base", "thorax", 8, None, "ZYX"),
-    ("neck_nose", "neck_base", 9, _Y, "ZYX"),
-    ("head", "neck_nose", 10, _Y, "ZXY"),
-    ("left_collar", "thorax", 8, None, "ZXY"),
-    ("left_shoulder", "left_collar", 11, _X, "ZXY"),
-    ("left_elbow", "left_shoulder", 12, _X, "ZXY"),
-    ("left_wrist", "left_elbow", 13, _X, "ZXY"),
-    ("right_collar", "thorax", 8, None, "ZXY"),
-    ("right_shoulder", "right_collar", 14, -_X, "ZXY"),
-    ("right_elbow", "right_shoulder", 15, -_X, "ZXY"),
-    ("right_wrist", "right_elbow", 16, -_X, "ZXY"),
+_JOINTS = (
+    ("hip", None, None, "ZXY"),
+    ("right_hip", "hip", -_X, "ZYX"),
+    ("right_knee", "right_hip", -_Y, "ZYX"),
+    ("right_foot", "right_knee", -_Y, "ZXY"),
+    ("left_hip", "hip", _X, "ZYX"),
+    ("left_knee", "left_hip", -_Y, "ZYX"),
+    ("left_foot", "left_knee", -_Y, "ZXY"),
+    ("lower_back", "hip", None, "ZYX"),
+    ("spine", "lower_back", _Y, "ZYX"),
+    ("thorax", "spine", _Y, "ZXY"),
+    ("neck_base", "thorax", None, "ZYX"),
+    ("neck_nose", "neck_base", _Y, "ZYX"),
+    ("head", "neck_nose", _Y, "ZXY"),
+    ("left_collar", "thorax", None, "ZXY"),
+    ("left_shoulder", "left_collar", _X, "ZXY"),
+    ("left_elbow", "left_shoulder", _X, "ZXY"),
+    ("left_wrist", "left_elbow", _X, "ZXY"),
+    ("right_collar", "thorax", None, "ZXY"),
+    ("right_shoulder", "right_collar", -_X, "ZXY"),
+    ("right_elbow", "right_shoulder", -_X, "ZXY"),
+    ("right_wrist", "right_elbow", -_X, "ZXY"),
 )
-BVH_JOINT_NAMES: tuple[str, ...] = tuple(row[0] for row in _SKELETON)
-BVH_PARENTS: tuple[int, ...] = tuple(BVH_JOINT_NAMES.index(row[1]) if row[1] else -1 for row in _SKELETON)
-_SOURCE = np.array([row[2] for row in _SKELETON])  # pose3d joint under each BVH joint
-_ORDERS_YUP = tuple(row[4] for row in _SKELETON)
-_CHILDREN = tuple(tuple(c for c, p in enumerate(BVH_PARENTS) if p == j) for j in range(len(_SKELETON)))
-_HAS_OFFSET = tuple(row[3] is not None for row in _SKELETON)
-_J = {name: j for j, name in enumerate(BVH_JOINT_NAMES)}
+_NAMES, _PARENT_NAMES, _REST_DIRECTIONS, _ORDERS_YUP = zip(*_JOINTS)
+BVH_SKELETON = Skeleton(_NAMES, tuple(_NAMES.index(p) if p else -1 for p in _PARENT_NAMES))
+BVH_JOINT_NAMES: tuple[str, ...] = BVH_SKELETON.names
+BVH_PARENTS: tuple[int, ...] = BVH_SKELETON.parents
+# the pose3d joint each BVH joint sits on: its namesake, or a helper's parent
+_SOURCE = np.array([JOINT_NAMES.index(n if n in JOINT_NAMES else BVH_JOINT_NAMES[p]) for n, p in
+                    zip(BVH_JOINT_NAMES, BVH_PARENTS)])
+_HAS_OFFSET = tuple(d is not None for d in _REST_DIRECTIONS)
+_J = BVH_SKELETON.index
 # End Sites of the leaves, metres (Y-up): toes forward of the ankle, top of the head, hands.
-_END_SITE = {_J["right_foot"]: 0.10 * _Z, _J["left_foot"]: 0.10 * _Z, _J["head"]: 0.10 * _Y,
-             _J["left_wrist"]: 0.08 * _X, _J["right_wrist"]: -0.08 * _X}
+_END_SITE = {_J("right_foot"): 0.10 * _Z, _J("left_foot"): 0.10 * _Z, _J("head"): 0.10 * _Y,
+             _J("left_wrist"): 0.08 * _X, _J("right_wrist"): -0.08 * _X}
 # Joints turned by a frame built from two observed vectors (from, to): the first is matched
 # exactly, the second sets the twist about it. The pelvis: hip line, then the spine; the
 # thorax (the chest): the spine's upper bone, then the shoulder line.
 _FRAME_VECTORS = {
-    _J["hip"]: ((_J["right_hip"], _J["left_hip"]), (_J["hip"], _J["spine"])),
-    _J["thorax"]: ((_J["spine"], _J["thorax"]), (_J["right_shoulder"], _J["left_shoulder"])),
+    _J("hip"): ((_J("right_hip"), _J("left_hip")), (_J("hip"), _J("spine"))),
+    _J("thorax"): ((_J("spine"), _J("thorax")), (_J("right_shoulder"), _J("left_shoulder"))),
 }
 
 # Knees and elbows bend like hinges: the twist of the thigh and upper arm follows the plane
@@ -113,8 +115,8 @@ _FRAME_VECTORS = {
 # the limb; knees bend backwards, elbows forwards). Joint -> rest hinge axis = rest bone x
 # rest direction of the next bone's bending.
 _HINGE_AXES = {
-    _J["right_hip"]: np.cross(-_Y, -_Z), _J["left_hip"]: np.cross(-_Y, -_Z),
-    _J["left_shoulder"]: np.cross(_X, _Z), _J["right_shoulder"]: np.cross(-_X, _Z),
+    _J("right_hip"): np.cross(-_Y, -_Z), _J("left_hip"): np.cross(-_Y, -_Z),
+    _J("left_shoulder"): np.cross(_X, _Z), _J("right_shoulder"): np.cross(-_X, _Z),
 }
 
 # Twist of single-child joints: carried over from the previous frame (no flips), pulled back
@@ -146,14 +148,14 @@ def _bone_directions(positions: np.ndarray) -> np.ndarray:
     """(N, J, 3) unit direction of each BVH bone from its parent (zero rows for the root and
     the helpers); a zero-length bone keeps the previous frame's direction (frame 0: rest)."""
     out = np.zeros_like(positions)
-    for j, row in enumerate(_SKELETON):
-        if row[3] is None:
+    for j, rest in enumerate(_REST_DIRECTIONS):
+        if rest is None:
             continue
         vec = positions[:, j] - positions[:, BVH_PARENTS[j]]
         norm = np.linalg.norm(vec, axis=-1)
         d = vec / np.maximum(norm, 1e-12)[:, None]
         for t in np.flatnonzero(norm < 1e-9):
-            d[t] = d[t - 1] if t else row[3]
+            d[t] = d[t - 1] if t else rest
         out[:, j] = d
     return out
 
@@ -177,12 +179,12 @@ def _frame_rotation(positions: np.ndarray, rest_positions: np.ndarray, j: int) -
 
 
 def _rest_offsets(directions: np.ndarray, positions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """(J, 3) bone offsets of the rest pose (Y-up): the T-pose of _SKELETON, except the hips,
+    """(J, 3) bone offsets of the rest pose (Y-up): the T-pose of _JOINTS, except the hips,
     which take the track's median place in the pelvis frame (kept exactly when the pelvis is
     rigid, e.g. not midway between the hips)."""
-    rest = np.array([row[3] if row[3] is not None else np.zeros(3) for row in _SKELETON])
-    pelvis = _frame_rotation(positions, _rest_positions(rest * lengths[:, None]), _J["hip"])
-    for hip in (_J["right_hip"], _J["left_hip"]):
+    rest = np.array([np.zeros(3) if d is None else d for d in _REST_DIRECTIONS])
+    pelvis = _frame_rotation(positions, _rest_positions(rest * lengths[:, None]), _J("hip"))
+    for hip in (_J("right_hip"), _J("left_hip")):
         median = np.median(np.einsum("nji,nj->ni", pelvis, directions[:, hip]), axis=0)
         if np.linalg.norm(median) > 1e-6:
             rest[hip] = unit(median)
@@ -242,7 +244,7 @@ def _solve_local_rotations(directions: np.ndarray, positions: np.ndarray, offset
     residual = 0.0
     for j in range(num):
         parent = glob[:, BVH_PARENTS[j]] if BVH_PARENTS[j] >= 0 else eye
-        moved = [c for c in _CHILDREN[j] if _HAS_OFFSET[c]]
+        moved = [c for c in BVH_SKELETON.children[j] if _HAS_OFFSET[c]]
         if j in _FRAME_VECTORS:
             glob[:, j] = _frame_rotation(positions, rest_positions, j)
             for c in moved:
@@ -253,7 +255,7 @@ def _solve_local_rotations(directions: np.ndarray, positions: np.ndarray, offset
             target = np.einsum("nji,nj->ni", parent, directions[:, child])  # in the parent's frame
             hinge = None
             if j in _HINGE_AXES:
-                next_bone = np.einsum("nji,nj->ni", parent, directions[:, _CHILDREN[child][0]])
+                next_bone = np.einsum("nji,nj->ni", parent, directions[:, BVH_SKELETON.children[child][0]])
                 hinge = (_HINGE_AXES[j], next_bone)
             glob[:, j] = parent @ _single_child_rotations(unit(offsets[child]), target, dt, hinge)
         else:  # leaves: nothing observed turns them
@@ -330,12 +332,12 @@ def write_bvh(path: str | Path, joints_m, fps: float, *, root_m=None, up: str = 
     directions = _bone_directions(world[:, _SOURCE])
     bone_of_child = {child: b for b, (_, child) in enumerate(BONES)}
     bvh_lengths = np.array([lengths[bone_of_child[_SOURCE[j]]] if _HAS_OFFSET[j] else 0.0
-                            for j in range(len(_SKELETON))])  # of the bone from each joint's parent
+                            for j in range(len(BVH_SKELETON))])  # of the bone from each joint's parent
     positions = _chain_positions(directions, bvh_lengths)  # bones at their BVH lengths
     offsets = _rest_offsets(directions, positions, bvh_lengths)
     local, residual = _solve_local_rotations(directions, positions, offsets, 1.0 / float(fps))
     if root is None:
-        lowest_ankle = np.min(positions[:, [_J["right_foot"], _J["left_foot"]], 1], axis=1)
+        lowest_ankle = np.min(positions[:, [_J("right_foot"), _J("left_foot")], 1], axis=1)
         root_world = np.tile([0.0, float(np.median(-lowest_ankle)) + ANKLE_HEIGHT_M, 0.0], (len(world), 1))
     else:
         root_world = root @ to_world.T
@@ -346,7 +348,7 @@ def write_bvh(path: str | Path, joints_m, fps: float, *, root_m=None, up: str = 
     orders = ["".join(letters[a] for a in euler_order(local[:, j], order)) for j, order in enumerate(_ORDERS_YUP)]
     local = axes @ local @ axes.T
     columns = [root_world @ axes.T * scale]
-    columns += [euler_from_matrices(local[:, j], orders[j]) for j in range(len(_SKELETON))]
+    columns += [euler_from_matrices(local[:, j], orders[j]) for j in range(len(BVH_SKELETON))]
     motion = np.round(np.concatenate(columns, axis=1), 6) + 0.0  # + 0.0: no "-0.000000"
 
     text = io.StringIO()
@@ -377,7 +379,7 @@ def _write_joint(out: io.StringIO, j: int, offsets, orders, end_sites, depth: in
         out.write(f"{pad}JOINT {BVH_JOINT_NAMES[j]}\n{pad}{{\n")
         out.write(f"{pad}  OFFSET {' '.join(f'{v:.6f}' for v in offsets[j] + 0.0)}\n")
         out.write(f"{pad}  CHANNELS 3 {rotations}\n")
-    for child in _CHILDREN[j]:
+    for child in BVH_SKELETON.children[j]:
         _write_joint(out, child, offsets, orders, end_sites, depth + 1)
     if j in end_sites:
         out.write(f"{pad}  End Site\n{pad}  {{\n")

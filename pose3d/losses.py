@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .skeleton import BONES
+from .skeleton import H36M_17
 
 TEMPORAL_JOINT_WEIGHTS = (1, 1, 2.5, 2.5, 1, 2.5, 2.5, 1, 1, 1, 1.5, 1.5, 4, 4, 1.5, 4, 4)
 # The paper's terms and weights; bone_consistency is this project's addition, off by default;
@@ -55,9 +55,7 @@ def bone_consistency(pred):
     lengths change from frame to frame. Needs no ground truth, so every clip counts."""
     if pred.shape[1] < 2:
         return pred.new_zeros(())
-    parents = [p for p, _ in BONES]
-    children = [c for _, c in BONES]
-    lengths = (pred[:, :, children] - pred[:, :, parents]).norm(dim=-1)  # (B, T, 16)
+    lengths = H36M_17.bone_vectors(pred).norm(dim=-1)  # (B, T, 16)
     shares = lengths / lengths.sum(dim=-1, keepdim=True).clamp_min(1e-6)
     return (shares.std(dim=1) / shares.mean(dim=1).clamp_min(1e-6)).mean()
 

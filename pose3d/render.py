@@ -39,7 +39,7 @@ from .errors import InputError, OutputError
 from .io_utils import atomic_output
 from .postprocess import FEET
 from .progress import progress_bar
-from .skeleton import ANKLE_HEIGHT_M, BONES, JOINT_NAMES, bone_side, side
+from .skeleton import ANKLE_HEIGHT_M, BONES, H36M_17, JOINT_NAMES, bone_side, side
 from .tracks import LiftResult, Track3D
 from .trajectory import WorldFrame
 from .video import FrameSource, VideoWriter, open_source
@@ -71,8 +71,6 @@ VIDEO_QUALITY = 6                 # imageio's 0-10 scale; 6 is x264 CRF 20
 SHIFT = 4                         # cv2 fixed-point coordinates: 4 fractional bits (sub-pixel lines)
 ONE = 1 << SHIFT
 HEAD = JOINT_NAMES.index("head")
-BONE_PARENTS = np.array([p for p, _ in BONES])
-BONE_CHILDREN = np.array([c for _, c in BONES])
 BONE_COLOURS = [COLOURS[bone_side(b)] for b in BONES]
 JOINT_COLOURS = [COLOURS[side(j)] for j in range(len(JOINT_NAMES))]
 
@@ -252,7 +250,7 @@ class _Renderer:
                           np.nan_to_num(np.nanmin(np.where(finite, keypoints[..., 1], np.inf), axis=1), posinf=0)
                           - 2.5 * self.line_2d], axis=-1)
         pixels_3d, depth = self.camera.project(standing)
-        bone_depth = depth[:, BONE_PARENTS] + depth[:, BONE_CHILDREN]
+        bone_depth = depth[:, list(H36M_17.bone_parents)] + depth[:, list(H36M_17.bone_children)]
         angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
         disc = SHADOW_RADIUS_M * np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], -1)
         shadow, _ = self.camera.project(standing[:, None, 0] * [1, 1, 0] + disc)

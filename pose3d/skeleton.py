@@ -47,6 +47,11 @@ class Skeleton:
         return self.names.index(name)
 
     @functools.cached_property
+    def children(self) -> tuple[tuple[int, ...], ...]:
+        """The children of each joint, in joint order."""
+        return tuple(tuple(c for c, p in enumerate(self.parents) if p == j) for j in range(len(self)))
+
+    @functools.cached_property
     def bones(self) -> tuple[tuple[int, int], ...]:
         """(parent, child) per non-root joint, in the child's joint order."""
         return tuple((p, j) for j, p in enumerate(self.parents) if p >= 0)

@@ -147,6 +147,8 @@ def test_any_named_tree_is_a_skeleton_with_its_own_mirror_image():
         if j:
             assert bvh.parents[partner] == bvh.flip_permutation[bvh.parents[j]]
     assert bvh.side(bvh.index("left_collar")) == "left" and bvh.side(bvh.index("neck_base")) == "centre"
+    assert [bvh.names[c] for c in bvh.children[bvh.index("thorax")]] == ["neck_base", "left_collar", "right_collar"]
+    assert all(bvh.parents[c] == j for j, kids in enumerate(bvh.children) for c in kids)
 
 
 @pytest.mark.parametrize("names, parents, message", [
