@@ -47,7 +47,7 @@ def main() -> None:
     from pose3d.datasets import H36M_FPS, Human36M
     from pose3d.evaluate import test_sequences
     from pose3d.lift import Lifter
-    from pose3d.lifting import predict_sequence
+    from pose3d.windows import predict_sequence
     from pose3d.metrics import mpjpe, p_mpjpe, summarize_by_action
     from pose3d.postprocess import quality
     from pose3d.weights import default_weights_path, file_sha256

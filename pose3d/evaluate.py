@@ -14,7 +14,7 @@ import torch
 
 from . import codec
 from .datasets import CAMERAS, TEST_SUBJECTS, Human36M, Sequence
-from .lifting import predict_sequence
+from .windows import predict_sequence
 from .metrics import mpjpe, p_mpjpe, summarize_by_action
 from .progress import progress_bar
 

@@ -4,7 +4,7 @@
 
 1. pixels -> normalised units (pose3d.codec);
 2. the model runs on the frame rate it was trained at (every k-th frame, interleaved phases)
-   in overlapping, blended windows with flip averaging (pose3d.lifting);
+   in overlapping, blended windows with flip averaging (pose3d.windows);
 3. units -> metres: each frame's scale is chosen so its bone lengths sum to those of the
    reference body (the training subjects' mean, or that body rescaled to ``height_m``),
    smoothed over time (pose3d.codec.scales_from_bone_lengths);
@@ -29,7 +29,7 @@ import numpy as np
 from . import codec, postprocess, trajectory
 from .devices import choose_device
 from .errors import DependencyError, InputError
-from .lifting import predict_sequence
+from .windows import predict_sequence
 from .progress import progress_bar
 from .scan import resolve_backend
 from .skeleton import H36M_BONE_LENGTHS_M, standing_height

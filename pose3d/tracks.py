@@ -34,7 +34,7 @@ class VideoInfo:
 
 @dataclass
 class Detection:
-    """One person in one frame, as a 2D backend finds them (pose3d.tracking joins them into
+    """One person in one frame, as a 2D backend finds them (pose3d.association joins them into
     tracks); ``follow_box``: where to look for them in the next frame, when the detector knows
     better than the keypoints' box (a crouching person's box shrinks)."""
 

@@ -6,7 +6,7 @@ from helpers import FakeBackend, BackendStub
 
 from pose3d.keypoints.convert import BLAZEPOSE_33, COCO_17, HEAD_ABOVE_EARS, THORAX_TOWARDS_EARS, to_h36m17
 from pose3d.skeleton import JOINT_NAMES
-from pose3d.tracking import Tracker, main_track
+from pose3d.association import Tracker, main_track
 from pose3d.tracks import Detection
 
 
@@ -93,11 +93,11 @@ def _split_person_tracks(max_gap=3):
 
 
 def test_pieces_of_one_person_are_stitched_and_other_people_are_not(monkeypatch):
-    import pose3d.tracking as tracking
+    import pose3d.association as association
 
     tracks = _split_person_tracks()
     assert sorted(len(t) for t in tracks) == [40, 40] and [t.id for t in tracks] == [0, 1]
-    monkeypatch.setattr(tracking, "stitch", lambda tracks, max_gap: tracks)
+    monkeypatch.setattr(association, "stitch", lambda tracks, max_gap: tracks)
     assert sorted(len(t) for t in _split_person_tracks()) == [20, 30, 40]  # what stitching repairs
 
 
@@ -111,7 +111,7 @@ def _track(frames, keypoints):
 def test_pieces_sharing_a_few_frames_with_poor_poses_are_one_person():
     """A detector loses someone and finds them again while the old piece still returns a
     poor pose (say, a box spanning two people) for a few frames: one person."""
-    from pose3d.tracking import same_person
+    from pose3d.association import same_person
 
     walk = [_person(100 + 2 * f, 50).keypoints for f in range(40)]
     poor = [k * [1.0, 0.3] + [60, 0] for k in walk]  # squashed and shifted: no match on the shared frames
@@ -127,7 +127,7 @@ def test_pieces_sharing_a_few_frames_with_poor_poses_are_one_person():
 def test_a_walker_lost_for_a_few_frames_is_found_again_where_her_walk_leads():
     """At 10 fps a pedestrian 100 px tall walks 8 px a frame: after 5 unseen frames she is
     half her height from where she was lost, but where her motion predicts."""
-    from pose3d.tracking import same_person
+    from pose3d.association import same_person
 
     def walker(f):
         return _person(100 + 8 * f, 50, h=100).keypoints
@@ -196,7 +196,7 @@ class _FollowingBackend(BackendStub):
         return people
 
     def refine(self, frame, boxes):
-        from pose3d.tracking import box_iou
+        from pose3d.association import box_iou
 
         hidden = 20 <= self.frame < 30
         people = [self.stander()] if hidden else [self.walker(), self.stander()]

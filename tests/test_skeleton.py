@@ -1,11 +1,11 @@
 """The Human3.6M-17 skeleton's left/right bookkeeping and the horizontal flip used for
-augmentation (datasets.flip_clip) and flip averaging (lifting)."""
+augmentation (datasets.flip_clip) and flip averaging (windows)."""
 
 import numpy as np
 import pytest
 import torch
 
-from pose3d import lifting
+from pose3d import windows
 from pose3d.datasets import flip_clip
 from pose3d.skeleton import (BONES, FLIP_PERMUTATION, JOINT_NAMES, LEFT_JOINTS, NUM_JOINTS, PARENTS,
                              RIGHT_JOINTS, bone_lengths, flip_horizontal, side)
@@ -113,9 +113,9 @@ def test_lifting_flip_averaging_uses_the_same_flip():
             return torch.cat([x, z[..., None, None].expand(*x.shape[:-1], 1)], dim=-1) + self.anchor
 
     model = Equivariant()
-    windows = np.random.default_rng(2).normal(size=(3, 5, NUM_JOINTS, 2)).astype(np.float32)
-    plain = lifting.predict_windows(model, windows, flip=False, batch_size=2)
-    averaged = lifting.predict_windows(model, windows, flip=True, batch_size=2)
+    clips = np.random.default_rng(2).normal(size=(3, 5, NUM_JOINTS, 2)).astype(np.float32)
+    plain = windows.predict_windows(model, clips, flip=False, batch_size=2)
+    averaged = windows.predict_windows(model, clips, flip=True, batch_size=2)
     assert np.abs(plain[..., 2]).min() > 1e-3
     np.testing.assert_allclose(averaged, plain, atol=1e-5)
 

@@ -1,7 +1,7 @@
 """2D keypoints: detector backends behind one interface, and frames -> 2D person tracks.
 
 A backend (:class:`KeypointBackend`) returns, per frame, people as
-:class:`pose3d.tracking.Detection` (Human3.6M-17 pixels, confidences, box); one that also
+:class:`pose3d.tracks.Detection` (Human3.6M-17 pixels, confidences, box); one that also
 follows people over whole frames is a :class:`VideoTracker` too. Backends: ``mediapipe``
 (default, offline; both) and ``mmpose`` (optional extra). Keypoint files from other
 detectors come in through :mod:`.files`.
@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import DependencyError, InputError
 from ..progress import progress_bar
-from ..tracking import DUPLICATE_IOU, MIN_TRACK_FRAMES, Tracker, box_iou, box_overlap, main_track
+from ..association import DUPLICATE_IOU, MIN_TRACK_FRAMES, Tracker, box_iou, box_overlap, main_track
 from ..tracks import Detection
 from ..tracks import Track2D
 from ..video import FrameSource

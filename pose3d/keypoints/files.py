@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..skeleton import NUM_JOINTS
-from ..tracking import split_and_fill
+from ..association import split_and_fill
 from ..tracks import Track2D, VideoInfo
 
 ARRAY_KEYS = ("keypoints", "reconstruction", "positions_2d")

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import DependencyError
 from ..io_utils import atomic_output
-from ..tracking import box_iou
+from ..association import box_iou
 from ..tracks import Detection
 from .convert import BLAZEPOSE_33, BLAZEPOSE_HIP_TOWARDS_THORAX, to_h36m17
 
