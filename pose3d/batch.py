@@ -130,7 +130,7 @@ def load_worker(weights, device: str, scan: str, settings: LiftSettings, threads
     executors that reuse worker processes across videos and runs (pose3d.batch_ray)."""
     config = (weights, device, scan, settings, threads)
     if _worker.get("config") != config:
-        if hasattr(_worker.get("backend"), "close"):  # another run's 2D model
+        if _worker.get("backend") is not None:  # another run's 2D model
             _worker["backend"].close()
         _init_worker(*config)
         _worker["config"] = config

@@ -200,10 +200,10 @@ def lift_video(path: str | Path, lifter: Lifter, settings: LiftSettings = LiftSe
         people = "all" if settings.people == "all" or settings.person is not None else "main"
         tracks, facts = extract_tracks(source, backend, people=people, max_gap_seconds=settings.max_gap_seconds)
     finally:
-        if own_backend and hasattr(backend, "close"):
+        if own_backend:
             backend.close()
     chosen, main_id = select_tracks(tracks, settings.people, settings.person, str(path))
-    keypoints_2d = {"backend": settings.backend, **getattr(backend, "settings", {}), "strategy": facts["strategy"],
+    keypoints_2d = {"backend": settings.backend, **backend.settings, "strategy": facts["strategy"],
                     "tracks_found": len(tracks)}
     return _result(source.info, keypoints_2d, lifter, chosen, main_id, settings, {"keypoints_2d_s": facts["seconds"]})
 

@@ -17,10 +17,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import DependencyError, InputError
-from ..progress import progress_bar
 from ..association import DUPLICATE_IOU, MIN_TRACK_FRAMES, Tracker, box_iou, box_overlap, main_track
-from ..tracks import Detection
-from ..tracks import Track2D
+from ..progress import progress_bar
+from ..tracks import Detection, Track2D
 from ..video import FrameSource
 
 log = logging.getLogger(__name__)
