@@ -638,8 +638,11 @@ def test_example_configs_are_valid_training_options(path):
 def test_shipped_weights_match_their_description():
     from dataclasses import asdict
 
+    from pose3d.weights import DEFAULT_WEIGHTS_NAME
+
     folder = Path(__file__).resolve().parents[1] / "weights"
-    info = json.loads((folder / "posemamba_xs_h36m.json").read_text())
+    info = json.loads((folder / DEFAULT_WEIGHTS_NAME).with_suffix(".json").read_text())
+    assert info["file"] == DEFAULT_WEIGHTS_NAME
     model, meta = load_weights(folder / info["file"])
     assert asdict(model.config) == info["config"] and meta["clip_frames"] == info["clip_frames"]
     assert meta["frame_steps"] == info["frame_steps"] and meta["fps"] == 50.0
