@@ -22,7 +22,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from pose3d.datasets import TRAIN_SUBJECTS, ClipSampler, Human36M
+from pose3d.datasets import TRAIN_SUBJECTS, Human36M
+from pose3d.sampling import ClipSampler
 from pose3d.losses import DEFAULT_WEIGHTS, training_loss
 from pose3d.model import build_model, count_parameters
 from pose3d.scan import _FusedScan

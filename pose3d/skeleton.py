@@ -93,7 +93,7 @@ class Skeleton:
 
         ``joints``: (..., J, C), 2D or 3D, with x in channel 0; a numpy array or a torch
         tensor, returned as a new one of the same type and dtype (the input is not changed).
-        The one flip of pose3d: training augmentation (datasets.flip_clip) and flip
+        The one flip of pose3d: training augmentation (sampling.flip_clip) and flip
         averaging (pose3d.windows).
         """
         out = joints[..., list(self.flip_permutation), :]  # advanced indexing copies (numpy and torch)

@@ -33,7 +33,7 @@ from rich.progress import TextColumn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import codec
-from .datasets import H36M_FPS, TRAIN_SUBJECTS, ClipSampler, Human36M, Sequence, load_user_sequences
+from .datasets import H36M_FPS, TRAIN_SUBJECTS, Human36M, Sequence, load_user_sequences
 from .devices import choose_device
 from .errors import InputError
 from .evaluate import evaluate_sequences, test_sequences
@@ -41,6 +41,7 @@ from .io_utils import atomic_output, check_writable_dir
 from .losses import DEFAULT_WEIGHTS, means, training_loss
 from .model import PRESETS, PoseMamba, PoseMambaConfig, build_model, lengthened, preset_config, widened
 from .progress import progress_bar
+from .sampling import ClipSampler
 from .skeleton import bone_lengths
 from .weights import average_weights, save_weights
 

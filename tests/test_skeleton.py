@@ -1,12 +1,12 @@
 """The Human3.6M-17 skeleton's left/right bookkeeping and the horizontal flip used for
-augmentation (datasets.flip_clip) and flip averaging (windows)."""
+augmentation (sampling.flip_clip) and flip averaging (windows)."""
 
 import numpy as np
 import pytest
 import torch
 
 from pose3d import windows
-from pose3d.datasets import flip_clip
+from pose3d.sampling import flip_clip
 from pose3d.skeleton import (BONES, FLIP_PERMUTATION, JOINT_NAMES, LEFT_JOINTS, NUM_JOINTS, PARENTS,
                              RIGHT_JOINTS, bone_lengths, flip_horizontal, side)
 

@@ -21,7 +21,8 @@ import torch
 
 from pose3d import codec, scan
 from pose3d.cli import main
-from pose3d.datasets import CAMERAS, TEST_SUBJECTS, TRAIN_SUBJECTS, ClipSampler, Human36M, pitched, project, world_to_camera
+from pose3d.datasets import CAMERAS, TEST_SUBJECTS, TRAIN_SUBJECTS, Human36M, pitched, project, world_to_camera
+from pose3d.sampling import ClipSampler
 from pose3d.errors import InputError
 from pose3d.losses import bone_consistency, training_loss
 from pose3d.model import build_model
