@@ -76,10 +76,30 @@ def _peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
 
 
-def run_worker(spec: dict) -> dict:
+def training_step(model, x):
+    """One training step of ``model`` on the random clips ``x`` (batch, T, 17, 2): pose3d's
+    training loss against random 3D targets, AdamW. Returns the step as a function."""
     import torch
 
     from pose3d.losses import training_loss
+
+    model.train()
+    target = 0.3 * torch.randn(*x.shape[:-1], 3, device=x.device)
+    has_3d = torch.ones(x.shape[0], device=x.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def call():
+        loss, _ = training_loss(model(x), target, x, has_3d)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return call
+
+
+def run_worker(spec: dict) -> dict:
+    import torch
+
     from pose3d.model import build_model, count_parameters
 
     if spec.get("threads"):
@@ -92,16 +112,7 @@ def run_worker(spec: dict) -> dict:
     cuda = device.type == "cuda"
 
     if mode == "train":
-        model.train()
-        target = 0.3 * torch.randn(batch, T, 17, 3, device=device)
-        has_3d = torch.ones(batch, device=device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-        def call():
-            loss, _ = training_loss(model(x), target, x, has_3d)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        call = training_step(model, x)
     else:
         model.eval()
 

@@ -4,8 +4,8 @@
 
 Prints the step's median wall time, how many kernels (CUDA) or operators (CPU) a step runs, and
 the operators that take most of the device's time (self time, so nested calls are not counted
-twice) as a markdown table. The steps are those of ``benchmarks/lifter_speed.py``'s training mode
-(random inputs, pose3d's training loss, AdamW).
+twice) as a markdown table. The step is ``benchmarks/lifter_speed.py``'s training step (random
+inputs, pose3d's training loss, AdamW).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from pose3d.losses import training_loss
+from lifter_speed import training_step  # this folder is on sys.path when the script runs
 from pose3d.model import build_model
 
 
@@ -34,18 +34,12 @@ def main() -> None:
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     torch.manual_seed(0)
-    model = build_model(args.preset, max_frames=args.frames, scan_backend=args.scan).to(device).train()
-    x = 0.3 * torch.randn(args.batch, args.frames, 17, 2, device=device)
-    target = 0.3 * torch.randn(args.batch, args.frames, 17, 3, device=device)
-    has_3d = torch.ones(args.batch, device=device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model = build_model(args.preset, max_frames=args.frames, scan_backend=args.scan).to(device)
+    call = training_step(model, 0.3 * torch.randn(args.batch, args.frames, 17, 2, device=device))
 
     def step() -> float:
         began = time.perf_counter()
-        loss, _ = training_loss(model(x), target, x, has_3d)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        call()
         if cuda:
             torch.cuda.synchronize()
         return time.perf_counter() - began
